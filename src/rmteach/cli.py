@@ -1,0 +1,121 @@
+"""The `rmteach` command line: parse, load the config, call the library, print.
+
+Bad input (a `UserError`, an invalid config) ends with one line on stderr and exit code 2; anything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import UserError
+
+
+
+def _add_common(p: argparse.ArgumentParser, *, config: bool = True) -> None:
+    if config:
+        p.add_argument("--config", "-c", required=True, help="YAML config file")
+        p.add_argument(
+            "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+            help="override a config value, e.g. --set sampling.seed=3 (repeatable)",
+        )
+    p.add_argument("--out", "-o", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rmteach", description="Is this reward model a good teacher for my policy?"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "evaluate", help="reward-model report card for a policy (variance and accuracy)",
+        description="Sample K responses per prompt from the policy once, score them with every reward model "
+        "and the ground truth, and report reward variance and on-/off-policy accuracy per RM.",
+        epilog="--set overrides dotted keys of mappings, e.g. --set sampling.samples_per_prompt=4 "
+        "--set device=cpu --set prompts.limit=50.",
+    )
+    _add_common(p)
+
+    p = sub.add_parser(
+        "train", help="policy gradient (RLOO/GRPO on TRL) with proxy and ground-truth reward tracked live",
+        description="Train the policy with a proxy reward model through TRL's RLOOTrainer or GRPOTrainer, "
+        "normalizing rewards as the paper does and logging the ground-truth reward at every step. "
+        "Runs under `accelerate launch -m rmteach train ...` for several processes.",
+    )
+    _add_common(p)
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+
+    p = sub.add_parser("toy", help="the embedded toy world of tiny real models")
+    toy_sub = p.add_subparsers(dest="toy_command", required=True, metavar="ACTION")
+    b = toy_sub.add_parser(
+        "build", help="build the toy world (policies, RM zoo, preference data) into --out",
+        description="Build the synthetic world deterministically from --seed: prompt sets, two policies, "
+        "preference data and a reward-model zoo, all as Hugging Face directories, plus ready configs.",
+    )
+    b.add_argument("--out", "-o", required=True, help="output folder (e.g. toy/)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the whole world (default 0)")
+    b.add_argument("--preset", default="default", help="default | tiny (tiny: for tests, builds in seconds)")
+    b.add_argument("--overwrite", action="store_true", help="replace a different world already in --out")
+
+    p = sub.add_parser(
+        "theory", help="exact tabular simulations of the paper's three theorems",
+        description="Exact-gradient simulations of softmax policies: variance vs optimization time, "
+        "accuracy is not enough, different policies need different teachers.",
+    )
+    p.add_argument("--out", "-o", required=True, help="output folder")
+    p.add_argument("--experiment", default="all", help="variance | accuracy | policies | all (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random problem instances (default 0)")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "evaluate":
+        from .config import EvaluateConfig, load_config
+        from .evaluate import run_evaluate
+
+        cfg = load_config(EvaluateConfig, args.config, args.overrides)
+        run_evaluate(cfg, args.out, overwrite=args.overwrite)
+    elif args.command == "train":
+        from .config import load_config
+        from .train import run_train
+        from .train_config import TrainConfig
+
+        cfg = load_config(TrainConfig, args.config, args.overrides)
+        run_train(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+    elif args.command == "toy":
+        from .toy.build import run_build
+
+        run_build(Path(args.out), seed=args.seed, preset=args.preset, overwrite=args.overwrite)
+    elif args.command == "theory":
+        from . import theory
+
+        if args.experiment not in theory.EXPERIMENTS:
+            raise UserError(
+                f"unknown --experiment '{args.experiment}' (allowed: {', '.join(theory.EXPERIMENTS)})"
+            )
+        if args.seed < 0:
+            raise UserError(f"--seed must be >= 0 (got {args.seed})")
+        theory.run(Path(args.out), args.experiment, seed=args.seed)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `rmteach` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except UserError as e:
+        print(f"rmteach {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rmteach {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

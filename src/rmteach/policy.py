@@ -1,0 +1,98 @@
+"""Sampling responses from a causal LM policy (Hugging Face `generate`; other backends later).
+
+A backend has one narrow job, in the spirit of lm-evaluation-harness' `generate_until`: given prompts and
+sampling settings, return K response strings per prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .config import PolicyConfig, SamplingConfig
+from .data import Prompt
+from .hf import format_prompt, from_pretrained, load_tokenizer, quiet, torch_dtype
+
+
+def sample_responses(
+    policy: PolicyConfig,
+    prompts: list[Prompt],
+    sampling: SamplingConfig,
+    *,
+    device: str,
+    dtype: str,
+    progress: Callable[[int], None] | None = None,
+) -> list[list[str]]:
+    """Sample `sampling.samples_per_prompt` responses for every prompt.
+
+    Prompts are formatted with the policy's chat template when it has one, sorted by length and batched
+    (left padding) so little compute goes to padding. Batch b is sampled after `torch.manual_seed(seed + b)`,
+    so the result depends only on the config and the seed.
+
+    Arguments:
+        policy: where the causal LM is.
+        prompts: the prompt set.
+        sampling: K, temperature, top_p, max_new_tokens, batch size, seed.
+        device: a resolved torch device string.
+        dtype: config dtype name.
+        progress: called with the number of prompts finished after each batch.
+
+    Returns:
+        (n_prompts, K) nested list of decoded responses, in the order of `prompts`.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    quiet()
+    tok = load_tokenizer(policy.path, "policy", padding_side="left", trust_remote_code=policy.trust_remote_code)
+    model = from_pretrained(
+        AutoModelForCausalLM,
+        policy.path,
+        "policy",
+        dtype=torch_dtype(dtype, device),
+        trust_remote_code=policy.trust_remote_code,
+    ).to(device)
+    model.eval()
+    k = sampling.samples_per_prompt
+    texts = [format_prompt(tok, p.text) for p in prompts]
+    lengths = [len(tok(t, add_special_tokens=False).input_ids) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
+    out: list[list[str]] = [[] for _ in prompts]
+    eos = [t for t in {tok.eos_token_id, model.generation_config.eos_token_id} if t is not None]
+    try:
+        with torch.inference_mode():
+            for b, start in enumerate(range(0, len(order), sampling.batch_size)):
+                idx = order[start : start + sampling.batch_size]
+                enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+                enc = {name: t.to(device) for name, t in enc.items()}
+                torch.manual_seed(sampling.seed + b)
+                gen = model.generate(
+                    **enc,
+                    do_sample=True,
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    top_k=0,
+                    max_new_tokens=sampling.max_new_tokens,
+                    num_return_sequences=k,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=eos or None,
+                )  # (len(idx) * k, prompt_len + new)
+                new = gen[:, enc["input_ids"].shape[1] :]
+                decoded = tok.batch_decode(new, skip_special_tokens=True)
+                for j, i in enumerate(idx):
+                    out[i] = decoded[j * k : (j + 1) * k]
+                if progress:
+                    progress(len(idx))
+    finally:
+        del model
+        _free()
+    return out
+
+
+def _free() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
