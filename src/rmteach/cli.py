@@ -49,6 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(p)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--dry-run", action="store_true", help="validate the config and show the plan; load no weights")
+
+    p = sub.add_parser(
+        "study", help="the paper's experiments: evaluate + train every (policy, RM, seed), correlate, report",
+        description="For each policy, evaluate every RM; train with each (policy, RM, seed); correlate "
+        "variance and accuracy with the ground-truth reward increase; write study.json and report.html. "
+        "Finished runs are skipped when re-run, so a killed study resumes.",
+    )
+    _add_common(p)
+
+    p = sub.add_parser(
+        "demo", help="build the toy world (if absent) and run the default study on it",
+        description="One command from nothing to report.html: the toy world of tiny real models, then the "
+        "default study (evaluate, train, correlations, claims).",
+    )
+    p.add_argument("--out", "-o", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--quick", action="store_true", help="fewer seeds and steps: a few minutes on a laptop CPU")
+    p.add_argument("--seed", type=int, default=0, help="seed of the toy world and the study (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
 
     p = sub.add_parser("toy", help="the embedded toy world of tiny real models")
     toy_sub = p.add_subparsers(dest="toy_command", required=True, metavar="ACTION")
@@ -86,7 +105,20 @@ def _run(args: argparse.Namespace) -> int:
         from .train_config import TrainConfig
 
         cfg = load_config(TrainConfig, args.config, args.overrides)
-        run_train(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+        run_train(cfg, args.out, resume=args.resume, overwrite=args.overwrite, dry_run=args.dry_run)
+    elif args.command == "study":
+        from .config import load_config
+        from .study import run_study
+        from .study_config import StudyConfig
+
+        cfg = load_config(StudyConfig, args.config, args.overrides)
+        run_study(cfg, Path(args.out), overwrite=args.overwrite)
+    elif args.command == "demo":
+        from .demo import run_demo
+
+        if args.seed < 0:
+            raise UserError(f"--seed must be >= 0 (got {args.seed})")
+        run_demo(Path(args.out), quick=args.quick, seed=args.seed, overwrite=args.overwrite)
     elif args.command == "toy":
         from .toy.build import run_build
 

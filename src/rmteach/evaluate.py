@@ -18,10 +18,10 @@ import numpy as np
 from . import io, metrics
 from .config import EvaluateConfig, RewardModelConfig, to_plain
 from .data import PreferencePair, Prompt, hash_prompts, load_preferences, load_prompts
-from .hf import fingerprint, resolve_device
+from .hf import check_model_ref, fingerprint, resolve_device
 from .policy import sample_responses
 from .progress import console, progress_bar
-from .rewards import check_finite, load_reward_model
+from .rewards import check_finite, import_callable, load_reward_model
 
 SCHEMA = "rmteach.evaluate/1"
 
@@ -278,6 +278,16 @@ def write_outputs(out: Path, report: dict[str, Any], data: EvalData) -> None:
 # The command
 
 
+def preflight(cfg: EvaluateConfig) -> None:
+    """Fail before any model loads: missing local model folders, callables that do not import."""
+    check_model_ref(cfg.policy.path, "policy")
+    for rm_cfg in cfg.all_reward_models():
+        if rm_cfg.path is not None:
+            check_model_ref(rm_cfg.path, f"reward model '{rm_cfg.name}'")
+        else:
+            import_callable(rm_cfg.callable, f"reward model '{rm_cfg.name}'")
+
+
 def evaluate(cfg: EvaluateConfig) -> tuple[dict[str, Any], EvalData]:
     """Run an evaluation in memory: sample (or reuse cached samples), score with every RM, build the report.
 
@@ -286,6 +296,7 @@ def evaluate(cfg: EvaluateConfig) -> tuple[dict[str, Any], EvalData]:
     """
     prompts = load_prompts(cfg.prompts)
     pairs = load_preferences(cfg.preferences) if cfg.preferences else None
+    preflight(cfg)
     device = resolve_device(cfg.device)
     responses, cached = get_samples(cfg, prompts, device)
     if cached:
