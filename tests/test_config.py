@@ -76,3 +76,10 @@ def test_missing_required_key(tmp_path):
     del data["prompts"]
     with pytest.raises(UserError, match="missing required key 'prompts'"):
         load_config(EvaluateConfig, _write(tmp_path, data))
+
+
+def test_override_of_one_list_item(tmp_path):
+    cfg = load_config(EvaluateConfig, _write(tmp_path, BASE), ["reward_models.1.batch_size=3"])
+    assert [r.batch_size for r in cfg.reward_models] == [16, 3]
+    with pytest.raises(UserError, match="'reward_models' has only 2 items"):
+        load_config(EvaluateConfig, _write(tmp_path, BASE), ["reward_models.5.batch_size=3"])

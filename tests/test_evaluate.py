@@ -233,3 +233,28 @@ def test_missing_config_and_bad_yaml(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("policy: [unclosed\n")
     code, _, err = run_cli(["evaluate", "-c", tmp_path / "bad.yaml", "-o", tmp_path / "o"], capsys)
     assert code == 2 and "not valid YAML" in err
+
+
+def test_one_reward_model_in_memory_at_a_time(tiny, tmp_path, monkeypatch):
+    """Each RM's weights are freed before the next one loads (memory must not grow with the RM count)."""
+    import gc
+    import weakref
+
+    from rmteach import rewards
+    from rmteach.config import EvaluateConfig, load_config
+    from rmteach.evaluate import evaluate
+
+    alive: list[weakref.ref] = []
+    original = rewards.HFRewardModel.__init__
+
+    def tracking_init(self, *args, **kwargs):
+        gc.collect()
+        assert all(ref() is None for ref in alive), "a previous RM is still in memory"
+        original(self, *args, **kwargs)
+        alive.append(weakref.ref(self.model))
+
+    monkeypatch.setattr(rewards.HFRewardModel, "__init__", tracking_init)
+    cfg = load_config(EvaluateConfig, write_eval_config(tmp_path / "e.yaml", tiny))
+    evaluate(cfg)
+    gc.collect()
+    assert len(alive) == 2 and all(ref() is None for ref in alive)

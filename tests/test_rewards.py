@@ -64,3 +64,14 @@ def test_transformed_callable_keeps_order_within_prompts():
     rm = load_reward_model(cfg)
     plain = load_reward_model(RewardModelConfig(name="g", callable="rm_fns:gold"))
     np.testing.assert_allclose(rm.score(PROMPTS, RESPONSES), 0.001 * plain.score(PROMPTS, RESPONSES))
+
+
+def test_close_frees_weights_while_the_wrapper_is_still_referenced(tiny):
+    import gc
+    import weakref
+
+    rm = load_reward_model(RewardModelConfig(name="r", path=str(tiny["rm_llama"])))
+    ref = weakref.ref(rm.model)
+    rm.close()
+    gc.collect()
+    assert ref() is None and rm is not None

@@ -221,6 +221,13 @@ def deep_merge(base: dict, over: dict) -> dict:
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(merged.get(k), dict):
             merged[k] = deep_merge(merged[k], v)
+        elif isinstance(v, dict) and isinstance(merged.get(k), list) and all(i.isdigit() for i in v):
+            items = list(merged[k])  # `--set reward_models.1.batch_size=8` edits one list item
+            for i, sub in v.items():
+                if int(i) >= len(items):
+                    raise UserError(f"--set {k}.{i}: '{k}' has only {len(items)} items")
+                items[int(i)] = deep_merge(items[int(i)], sub) if isinstance(sub, dict) else sub
+            merged[k] = items
         else:
             merged[k] = v
     return merged
