@@ -83,3 +83,11 @@ def test_override_of_one_list_item(tmp_path):
     assert [r.batch_size for r in cfg.reward_models] == [16, 3]
     with pytest.raises(UserError, match="'reward_models' has only 2 items"):
         load_config(EvaluateConfig, _write(tmp_path, BASE), ["reward_models.5.batch_size=3"])
+
+
+def test_shipped_evaluate_preset_validates():
+    from pathlib import Path
+
+    cfg = load_config(EvaluateConfig, Path(__file__).parent.parent / "configs" / "evaluate_pythia1b.yaml")
+    assert cfg.ground_truth.name == "skywork-8b" and cfg.policy.path == "EleutherAI/pythia-1b-deduped"
+    assert len(cfg.reward_models) == 4 and cfg.sampling.samples_per_prompt == 10
