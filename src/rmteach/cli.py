@@ -132,7 +132,12 @@ def _run(args: argparse.Namespace) -> int:
             )
         if args.seed < 0:
             raise UserError(f"--seed must be >= 0 (got {args.seed})")
-        theory.run(Path(args.out), args.experiment, seed=args.seed)
+        result = theory.run(Path(args.out), args.experiment, seed=args.seed)
+        for name, block in result["experiments"].items():
+            parts = [("", block)] + [(f"{k}.", v) for k, v in block.items() if isinstance(v, dict) and "checks" in v]
+            checks = [(pre + k, ok) for pre, part in parts for k, ok in part.get("checks", {}).items()]
+            print(f"{name}: " + ", ".join(f"{k}={'yes' if ok else 'NO'}" for k, ok in checks))
+        print(f"wrote {Path(args.out) / 'theory.html'}")
     return 0
 
 
