@@ -273,7 +273,7 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             out = {}
             for k, v in node.items():
                 if k in ("path", "cache_dir") and isinstance(v, str):
-                    is_model = parent_key in ("policy", "reward_models", "ground_truth", "policies")
+                    is_model = parent_key in ("policy", "reward_model", "reward_models", "ground_truth", "policies")
                     out[k] = resolve_path(v, base, model=is_model)
                 else:
                     out[k] = walk(v, k if not isinstance(v, list) else k)

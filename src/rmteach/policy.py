@@ -6,7 +6,7 @@ sampling settings, return K response strings per prompt.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 from .config import PolicyConfig, SamplingConfig
 from .data import Prompt
@@ -24,9 +24,8 @@ def sample_responses(
 ) -> list[list[str]]:
     """Sample `sampling.samples_per_prompt` responses for every prompt.
 
-    Prompts are formatted with the policy's chat template when it has one, sorted by length and batched
-    (left padding) so little compute goes to padding. Batch b is sampled after `torch.manual_seed(seed + b)`,
-    so the result depends only on the config and the seed.
+    Loads the policy, then samples with `generate_responses` (see there for batching and seeding), then
+    frees the weights.
 
     Arguments:
         policy: where the causal LM is.
@@ -39,7 +38,6 @@ def sample_responses(
     Returns:
         (n_prompts, K) nested list of decoded responses, in the order of `prompts`.
     """
-    import torch
     from transformers import AutoModelForCausalLM
 
     quiet()
@@ -52,12 +50,52 @@ def sample_responses(
         trust_remote_code=policy.trust_remote_code,
     ).to(device)
     model.eval()
+    try:
+        return generate_responses(model, tok, [p.text for p in prompts], sampling, progress=progress)
+    finally:
+        del model
+        _free()
+
+
+def generate_responses(
+    model: Any,
+    tok: Any,
+    prompts: Sequence[str],
+    sampling: SamplingConfig,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> list[list[str]]:
+    """Sample `sampling.samples_per_prompt` responses per raw prompt text from an already-loaded model.
+
+    Prompts are formatted with the tokenizer's chat template when it has one, sorted by length and batched
+    (left padding) so little compute goes to padding. Batch b is sampled after `torch.manual_seed(seed + b)`,
+    so the result depends only on the weights, the prompts and the settings. This sets the global torch
+    RNG: a caller that must not disturb it (a training loop) wraps the call in `torch.random.fork_rng`.
+    The model is used as it is (call `model.eval()` first to switch dropout off).
+
+    Arguments:
+        model: a causal LM on its device.
+        tok: its tokenizer.
+        prompts: raw prompt texts.
+        sampling: K, temperature, top_p, max_new_tokens, batch size, seed.
+        progress: called with the number of prompts finished after each batch.
+
+    Returns:
+        (n_prompts, K) nested list of decoded responses, in the order of `prompts`.
+    """
+    import torch
+
+    device = next(model.parameters()).device
     k = sampling.samples_per_prompt
-    texts = [format_prompt(tok, p.text) for p in prompts]
+    texts = [format_prompt(tok, p) for p in prompts]
     lengths = [len(tok(t, add_special_tokens=False).input_ids) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
     out: list[list[str]] = [[] for _ in prompts]
-    eos = [t for t in {tok.eos_token_id, model.generation_config.eos_token_id} if t is not None]
+    model_eos = model.generation_config.eos_token_id  # an id or a list of ids (Llama 3: end of turn too)
+    model_eos = list(model_eos) if isinstance(model_eos, (list, tuple)) else [model_eos]
+    eos = sorted({t for t in [tok.eos_token_id, *model_eos] if t is not None})
+    padding_side = tok.padding_side
+    tok.padding_side = "left"  # generation continues the prompt: pad on the left
     try:
         with torch.inference_mode():
             for b, start in enumerate(range(0, len(order), sampling.batch_size)):
@@ -83,8 +121,7 @@ def sample_responses(
                 if progress:
                     progress(len(idx))
     finally:
-        del model
-        _free()
+        tok.padding_side = padding_side
     return out
 
 
