@@ -127,3 +127,32 @@ def test_constant_rm_has_zero_variance(shape, c):
 @given(g=arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(2, 6)), elements=st.floats(-5, 5)))
 def test_gold_has_onpolicy_accuracy_one(g):
     assert metrics.onpolicy_accuracy(g, g) == 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    x=arrays(np.int64, st.integers(3, 9), elements=st.integers(-4, 4)),
+    data=st.data(),
+)
+def test_vectorized_correlations_agree_with_scipy(x, data):
+    import warnings
+
+    from scipy import stats as sps
+
+    y = data.draw(arrays(np.int64, x.shape, elements=st.integers(-4, 4)))
+    x, y = x.astype(float), y.astype(float)
+    for method, fn in (("pearson", sps.pearsonr), ("spearman", sps.spearmanr), ("kendall", sps.kendalltau)):
+        got = metrics.correlation(x, y, method)
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            assert math.isnan(got)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = float(fn(x, y)[0])
+        assert got == pytest.approx(ref, abs=1e-9)
+
+
+def test_near_constant_input_is_undefined_not_a_warning():
+    x = np.array([1.0, 1.0 + 2.3e-16, 1.0])  # spread of one ulp
+    assert np.ptp(x) > 0
+    assert math.isnan(metrics.correlation(x, np.array([1.0, 2.0, 3.0]), "pearson"))

@@ -153,18 +153,53 @@ def offpolicy_accuracy_vs(
 CORRELATIONS = ("pearson", "spearman", "kendall")
 
 
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each row pair of (B, n) arrays; NaN where a row is (numerically) constant."""
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    sxx, syy = (xc * xc).sum(axis=1), (yc * yc).sum(axis=1)
+    # A row whose spread is rounding noise relative to its values counts as constant.
+    tiny = 1e-24 * np.maximum(1.0, (x * x).sum(axis=1)) * np.maximum(1.0, (y * y).sum(axis=1))
+    ok = sxx * syy > tiny
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xc * yc).sum(axis=1) / np.sqrt(sxx * syy)
+    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan)
+
+
+def _kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall tau-b of each row pair of (B, n) arrays: sum sx*sy / sqrt(sum sx^2 * sum sy^2) over i<j."""
+    i, j = np.triu_indices(x.shape[1], k=1)
+    sx, sy = np.sign(x[:, i] - x[:, j]), np.sign(y[:, i] - y[:, j])  # (B, n_pairs)
+    den = np.sqrt((sx * sx).sum(axis=1) * (sy * sy).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (sx * sy).sum(axis=1) / den, np.nan)
+
+
+def correlation_rows(x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
+    """Correlation of each row of `x` with the same row of `y`, both (B, n); NaN when undefined.
+
+    Spearman is Pearson on average ranks; Kendall is tau-b (ties handled as scipy does).
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    y = np.atleast_2d(np.asarray(y, dtype=np.float64))
+    if x.shape[1] < 3:
+        return np.full(x.shape[0], np.nan)
+    if method == "pearson":
+        return _pearson_rows(x, y)
+    if method == "spearman":
+        return _pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1))
+    if method == "kendall":
+        return _kendall_rows(x, y)
+    raise ValueError(f"unknown correlation {method!r} (allowed: {', '.join(CORRELATIONS)})")
+
+
 def correlation(x: np.ndarray, y: np.ndarray, method: str) -> float:
     """Pearson, Spearman or Kendall correlation; NaN when either input is constant or n < 3.
 
     >>> correlation(np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 7.0]), "spearman")
     1.0
     """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    fn = {"pearson": stats.pearsonr, "spearman": stats.spearmanr, "kendall": stats.kendalltau}[method]
-    return float(fn(x, y)[0])
+    return float(correlation_rows(x, y, method)[0])
 
 
 def correlation_with_ci(
@@ -178,14 +213,10 @@ def correlation_with_ci(
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     value = correlation(x, y, method)
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_resamples):
-        idx = rng.integers(0, x.size, size=x.size)
-        c = correlation(x[idx], y[idx], method)
-        if not math.isnan(c):
-            boots.append(c)
-    ci = [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))] if len(boots) >= 10 else None
+    idx = np.random.default_rng(seed).integers(0, x.size, size=(n_resamples, x.size))  # (B, n)
+    boots = correlation_rows(x[idx], y[idx], method)
+    boots = boots[~np.isnan(boots)]
+    ci = [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))] if boots.size >= 10 else None
     return {"value": None if math.isnan(value) else value, "ci95": ci, "n": int(x.size)}
 
 

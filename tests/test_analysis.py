@@ -1,0 +1,227 @@
+"""The study's pure analysis: outcomes, correlations, rankings and claims, checked against hand computations."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from rmteach import analysis as A
+
+
+def _curve(steps, gold, proxy=None):
+    return {"step": list(steps), "gold": list(gold), "proxy": list(proxy if proxy is not None else gold)}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Outcomes
+
+
+def test_eval_curve_keeps_eval_records_sorted_last_write_wins():
+    records = [
+        {"step": 2, "proxy_reward": 0.3, "gold_reward": 0.1},  # a train step without evaluation
+        {"step": 4, "eval_gold_reward": 0.9, "eval_proxy_reward": 1.0, "eval_reward_variance": 0.5},
+        {"step": 0, "eval_gold_reward": 0.2, "eval_proxy_reward": -1.0, "eval_reward_variance": 0.7},
+        {"step": 4, "eval_gold_reward": 0.8, "eval_proxy_reward": 1.5, "eval_reward_variance": 0.4},
+    ]
+    c = A.eval_curve(records)
+    assert c == {"step": [0, 4], "gold": [0.2, 0.8], "proxy": [-1.0, 1.5], "variance": [0.7, 0.4]}
+
+
+def test_run_outcomes_by_hand():
+    # gold rises 0.1 per step for 4 steps then stays; proxy falls.
+    c = _curve([0, 2, 4, 6, 8], [1.0, 1.2, 1.4, 1.4, 1.4], [0.0, -0.2, -0.4, -0.6, -0.8])
+    o = A.run_outcomes(c, [0.25, 0.3, 1.0])
+    assert o["steps"] == 8 and o["initial_gold"] == 1.0 and o["final_gold"] == 1.4
+    assert o["gold_increase@0.25"] == pytest.approx(0.2)  # step 2 exactly
+    assert o["gold_increase@0.3"] == pytest.approx(0.24)  # step 2.4: 0.2 + 0.4 * 0.1
+    assert o["gold_increase@1"] == pytest.approx(0.4)
+    # trapezoids of the increase 0, .2, .4, .4, .4 with width 2: (0+.2)+(.2+.4)+(.4+.4)+(.4+.4) = 2.4; / 8
+    assert o["gold_auc"] == pytest.approx(2.4 / 8)
+    assert o["proxy_increase@1"] == pytest.approx(-0.8)
+    assert o["proxy_auc"] == pytest.approx(-(0.2 + 0.6 + 1.0 + 1.4) / 8)
+    assert set(A.outcome_names([0.25, 0.3, 1.0])) <= set(o)
+
+
+@pytest.mark.parametrize("steps", [[2, 4], [0]])
+def test_run_outcomes_needs_step_zero_and_a_later_step(steps):
+    with pytest.raises(ValueError, match="step 0"):
+        A.run_outcomes(_curve(steps, [0.0] * len(steps)), [1.0])
+
+
+def test_predictors_prefer_agreement_with_ground_truth():
+    card = {"reward_variance": {"mean": 0.5}, "onpolicy_accuracy": 0.6, "offpolicy_accuracy": 0.9,
+            "offpolicy_accuracy_vs_gold": 0.7}
+    assert A.predictors_from_card(card) == {"reward_variance": 0.5, "onpolicy_accuracy": 0.6,
+                                            "offpolicy_accuracy": 0.7, "on_off_accuracy": pytest.approx(0.65)}
+    card["offpolicy_accuracy_vs_gold"] = None
+    assert A.predictors_from_card(card)["offpolicy_accuracy"] == 0.9
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Points, correlations, rankings
+
+RATES = {"r1": 1.0, "r2": 3.0, "r3": 2.0, "r4": 5.0, "r5": 4.0}
+VARIANCE = {"r1": 0.1, "r2": 0.4, "r3": 0.2, "r4": 0.9, "r5": 0.3}  # ranks 1 4 2 5 3 vs rates 1 3 2 5 4
+ONACC = {"r1": 0.9, "r2": 0.7, "r3": 0.8, "r4": 0.5, "r5": 0.6}
+OFFACC = {"r1": 0.6, "r2": 0.7, "r3": 0.9, "r4": 0.8, "r5": 0.5}
+
+
+def _runs(policies=("A",), seeds=(0, 1), rates=RATES, gt=None):
+    runs = []
+    for pol, (rm, rate), seed in itertools.product(policies, rates.items(), seeds):
+        bump = 0.5 if pol == "B" and rm == "r1" else 0.0  # r1 is much better for B
+        inc = rate + bump + 0.1 * seed  # per-seed noise
+        runs.append({
+            "policy": pol, "reward_model": rm, "seed": seed, "is_ground_truth": rm == gt,
+            "predictors": {"reward_variance": VARIANCE.get(rm, 0.05), "onpolicy_accuracy": ONACC.get(rm, 1.0),
+                           "offpolicy_accuracy": OFFACC.get(rm, 1.0),
+                           "on_off_accuracy": (ONACC.get(rm, 1.0) + OFFACC.get(rm, 1.0)) / 2},
+            "outcomes": {"gold_increase@1": inc, "gold_auc": inc / 2, "proxy_increase@1": 2 * inc, "proxy_auc": inc},
+        })
+    return runs
+
+
+OUTS = ["gold_increase@1", "gold_auc", "proxy_increase@1", "proxy_auc"]
+
+
+def test_aggregate_points_mean_and_std_over_seeds():
+    pts = A.aggregate_points(_runs(seeds=(0, 1, 2)), OUTS)
+    assert [p["reward_model"] for p in pts] == list(RATES)
+    o = pts[1]["outcomes"]["gold_increase@1"]  # r2: 3.0, 3.1, 3.2
+    assert o["values"] == pytest.approx([3.0, 3.1, 3.2])
+    assert o["mean"] == pytest.approx(3.1) and o["std"] == pytest.approx(0.1)
+    one = A.aggregate_points(_runs(seeds=(4,)), OUTS)
+    assert one[0]["outcomes"]["gold_increase@1"]["std"] is None and one[0]["seeds"] == [4]
+
+
+def _ranks(v):
+    """Average ranks (1-based), ties sharing the mean of their positions."""
+    v = np.asarray(v, dtype=float)
+    return np.array([1 + np.sum(v < a) + (np.sum(v == a) - 1) / 2 for a in v])
+
+
+def _spearman_by_hand(x, y):
+    """Pearson correlation of average ranks (equals 1 - 6 sum d^2 / (n (n^2 - 1)) without ties)."""
+    rx, ry = _ranks(x), _ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    return np.sum(rx * ry) / np.sqrt(np.sum(rx**2) * np.sum(ry**2))
+
+
+def test_correlations_match_hand_formulas():
+    pts = A.aggregate_points(_runs(), OUTS)
+    corr = A.correlations(pts, OUTS, ci_outcomes=["gold_increase@1"], include_ground_truth=False, n_resamples=200, seed=0)
+    assert list(corr["scopes"]) == ["A"]  # one policy: no pooled scope
+    s = corr["scopes"]["A"]
+    assert s["n"] == 5 and s["note"] is None
+    y = np.array([RATES[k] + 0.05 for k in RATES])  # mean over seeds 0 and 1
+    x = np.array([VARIANCE[k] for k in RATES])
+    cell = s["table"]["reward_variance"]["gold_increase@1"]
+    assert cell["spearman"]["value"] == pytest.approx(_spearman_by_hand(x, y))  # 1 - 6*2/120 = 0.9
+    assert cell["spearman"]["value"] == pytest.approx(0.9)
+    xm, ym = x - x.mean(), y - y.mean()
+    assert cell["pearson"]["value"] == pytest.approx(np.sum(xm * ym) / np.sqrt(np.sum(xm**2) * np.sum(ym**2)))
+    # Kendall: 10 pairs, one discordant (r2/r5) -> (9 - 1) / 10
+    assert cell["kendall"]["value"] == pytest.approx(0.8)
+    lo, hi = cell["spearman"]["ci95"]
+    assert -1.0 <= lo <= hi <= 1.0
+    # Outcomes outside ci_outcomes get the value without a CI.
+    assert s["table"]["reward_variance"]["gold_auc"]["spearman"]["ci95"] is None
+    assert s["table"]["reward_variance"]["gold_auc"]["spearman"]["value"] == pytest.approx(0.9)
+    # variance & accuracy: mean of min-max scaled variance and on-policy accuracy, computed here by hand.
+    acc = np.array([ONACC[k] for k in RATES])
+    comb = np.round(((x - 0.1) / 0.8 + (acc - 0.5) / 0.4) / 2, 9)  # .5 .4375 .4375 .5 .25: two exact ties
+    got = s["table"]["variance_and_accuracy"]["gold_increase@1"]["spearman"]["value"]
+    assert got == pytest.approx(_spearman_by_hand(comb, y))
+    assert got == pytest.approx(-1.5 / np.sqrt(90))  # ranks (4.5 2.5 2.5 4.5 1) vs (1 3 2 5 4), by hand
+
+
+def test_correlations_need_three_rms_and_count_the_ground_truth_only_when_asked():
+    pts = A.aggregate_points(_runs(rates={"r1": 1.0, "r2": 2.0, "gold": 3.0}, gt="gold"), OUTS)
+    corr = A.correlations(pts, OUTS, ci_outcomes=[], include_ground_truth=False, n_resamples=0, seed=0)
+    s = corr["scopes"]["A"]
+    assert s["n"] == 2 and "at least 3" in s["note"]
+    assert all(c["value"] is None for c in s["table"]["reward_variance"]["gold_increase@1"].values())
+    corr = A.correlations(pts, OUTS, ci_outcomes=[], include_ground_truth=True, n_resamples=0, seed=0)
+    assert corr["scopes"]["A"]["n"] == 3 and corr["scopes"]["A"]["note"] is None
+    # variance 0.1, 0.4, 0.05 vs outcome 1, 2, 3: ranks (2,3,1) vs (1,2,3) -> 1 - 6*(1+1+4)/24 = -0.5
+    v = corr["scopes"]["A"]["table"]["reward_variance"]["gold_increase@1"]["spearman"]["value"]
+    assert v == pytest.approx(-0.5)
+
+
+def test_pooled_scope_over_policies():
+    pts = A.aggregate_points(_runs(policies=("A", "B")), OUTS)
+    corr = A.correlations(pts, OUTS, ci_outcomes=[], include_ground_truth=False, n_resamples=0, seed=0)
+    assert list(corr["scopes"]) == ["A", "B", "pooled"]
+    assert corr["scopes"]["pooled"]["n"] == 10
+    assert corr["scopes"]["pooled"]["reward_models"][:2] == ["A/r1", "A/r2"]
+
+
+def test_rankings_order_ties_and_reference():
+    rates = {"r1": 2.0, "r2": 2.0, "r3": 1.0, "gold": 9.0}
+    ranks = A.rankings(A.aggregate_points(_runs(rates=rates, gt="gold"), OUTS), "gold_increase@1")
+    rows = ranks["policies"]["A"]
+    assert [(r["rank"], r["reward_model"]) for r in rows] == [(1, "r1"), (2, "r2"), (3, "r3"), (None, "gold")]
+    assert ranks["best"] == {"A": "r1"}  # the ground truth is a reference, never "best"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Claims
+
+
+def _claims(runs, roles=None, transformed=frozenset()):
+    return A.analyze(runs, budgets=[1.0], primary_outcome="gold_increase@1", include_ground_truth=False,
+                     n_resamples=0, seed=0, roles=roles or {}, transformed=set(transformed))["claims"]
+
+
+def _with_perfect(rate):
+    runs = _runs(policies=("A", "B"), rates={**RATES, "perfect": rate})
+    for r in runs:
+        if r["reward_model"] == "perfect":
+            r["predictors"].update(reward_variance=0.01, onpolicy_accuracy=1.0)
+    return runs
+
+
+def test_claim_a_from_data():
+    a = _claims(_with_perfect(0.5), transformed={"perfect"})[0]
+    assert a["id"] == "a" and a["status"] == A.HELD
+    e = a["evidence"]["A"]
+    assert e["perfect"] == "perfect" and e["n_less_accurate"] == 5 and e["n_faster"] == 5
+    assert e["fastest_less_accurate"] == "r4" and e["fastest_value"] == pytest.approx(5.05)
+    # The perfect RM fastest everywhere: not held.
+    assert _claims(_with_perfect(9.0), transformed={"perfect"})[0]["status"] == A.NOT_HELD
+    # Without a transform (and no role) nothing is the perfect low-variance RM.
+    assert _claims(_with_perfect(0.5))[0]["status"] == A.UNDETERMINED
+    # A role marks it even without a transform.
+    assert _claims(_with_perfect(0.5), roles={"perfect": "perfect_low_variance"})[0]["status"] == A.HELD
+
+
+def test_claim_b_compares_signed_spearman_per_policy():
+    b = _claims(_runs(policies=("A", "B")))[1]
+    # A: variance rho 0.9; off-policy: ranks of OFFACC (1,2,5,4,... ) computed by hand below.
+    y = np.array([RATES[k] + 0.05 for k in RATES])
+    off = np.array([OFFACC[k] for k in RATES])
+    assert b["evidence"]["A"]["offpolicy_spearman"] == pytest.approx(_spearman_by_hand(off, y))
+    assert b["evidence"]["A"]["variance_spearman"] == pytest.approx(0.9)
+    assert b["status"] == A.HELD and "pooled" in b["evidence"]
+    # Make off-policy accuracy track the outcome exactly: variance no longer wins.
+    runs = _runs()
+    for r in runs:
+        r["predictors"]["offpolicy_accuracy"] = RATES[r["reward_model"]]
+    assert _claims(runs)[1]["status"] == A.NOT_HELD
+    # Two RMs: undefined.
+    assert _claims(_runs(rates={"r1": 1.0, "r2": 2.0}))[1]["status"] == A.UNDETERMINED
+
+
+def test_claim_c_best_differs_or_says_why_not():
+    runs = _runs(policies=("A", "B"), rates={"r1": 4.8, "r2": 1.0, "r3": 5.0})
+    c = _claims(runs)[2]
+    assert c["evidence"]["best"] == {"A": "r3", "B": "r1"} and c["status"] == A.HELD  # r1 + 0.5 bump on B
+    runs = _runs(policies=("A", "B"), rates={"r1": 1.0, "r2": 2.0, "r4": 5.0})
+    c = _claims(runs)[2]
+    assert c["status"] == A.NOT_HELD
+    assert c["summary"].startswith("r4 is the best teacher for every policy, and it induces the highest reward variance")
+    assert c["summary"].split("; ")[1].startswith("A: best r4 5.050 (runner-up r2 2.050, margin 3.000")
+    assert c["evidence"]["policies"]["A"]["margin"] == pytest.approx(3.0)
+    assert _claims(_runs())[2]["status"] == A.UNDETERMINED  # one policy
