@@ -607,3 +607,13 @@ def test_two_cpu_processes_under_accelerate_gather_metrics(world, tmp_path):
     assert json.loads((out / "run.json").read_text())["processes"] == 2
     assert len(_reward_calls(log)) == 2  # both processes scored
     _check_against_logs(out, log, world, k=4, m=4, eval_steps=[0, 2, 4])
+
+
+def test_a_checkpoint_cut_off_mid_write_is_not_resumed_from(tmp_path):
+    from rmteach.train import last_checkpoint
+
+    for step, state in ((2, '{"global_step": 2}'), (4, ""), (6, '{"global_st')):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    (tmp_path / "checkpoint-8").mkdir()  # no state file at all
+    assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-2"

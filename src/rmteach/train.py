@@ -215,9 +215,19 @@ def _checkpoint_step(path: Path) -> int:
 
 
 def last_checkpoint(out: Path) -> Path | None:
-    """The newest complete checkpoint (its trainer_state.json is written last) in `out`, or None."""
-    done = [p for p in out.glob("checkpoint-*")
-            if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").is_file()]
+    """The newest complete checkpoint in `out`, or None.
+
+    The Trainer writes trainer_state.json last, and not atomically: a kill can leave it empty or cut off,
+    so a checkpoint counts only when that file parses.
+    """
+
+    def complete(p: Path) -> bool:
+        try:
+            return "global_step" in json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return False
+
+    done = [p for p in out.glob("checkpoint-*") if p.name.split("-")[1].isdigit() and complete(p)]
     return max(done, key=_checkpoint_step) if done else None
 
 
