@@ -7,7 +7,7 @@ user's Pythia or Llama takes. Used by the toy world and by the tests' fixtures.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 SPECIALS = ("<pad>", "<eos>", "<unk>")
 # A minimal chat template over whitespace-separated words: "User: ... Assistant: ... <eos>".
@@ -64,15 +64,19 @@ def _config(arch: Arch, vocab_size: int, *, d: int, layers: int, heads: int, max
 
 def build_policy(
     out: str | Path, words: Sequence[str], *, arch: Arch = "gpt2", seed: int = 0, d: int = 32, layers: int = 2,
-    heads: int = 2, max_len: int = 128, chat_template: str | None = CHAT_TEMPLATE,
+    heads: int = 2, max_len: int = 128, chat_template: str | None = CHAT_TEMPLATE, **config: Any,
 ):
-    """Save a randomly initialised tiny causal LM with its tokenizer to `out`; return (model, tokenizer)."""
+    """Save a randomly initialised tiny causal LM with its tokenizer to `out`; return (model, tokenizer).
+
+    Extra keyword arguments are set on the model config (e.g. `resid_pdrop=0.0` for GPT-2).
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
     tok = word_tokenizer(words, chat_template=chat_template)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(_config(arch, len(tok), d=d, layers=layers, heads=heads, max_len=max_len))
+    cfg = _config(arch, len(tok), d=d, layers=layers, heads=heads, max_len=max_len, **config)
+    model = AutoModelForCausalLM.from_config(cfg)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     model.save_pretrained(out)

@@ -1,0 +1,197 @@
+"""Resumable build steps: each part of the world lives in its own folder, finished when `inputs.json` says so.
+
+A part's key is a hash of everything it is built from (its settings, its seed, the keys of the parts it
+reads). `inputs.json` is written last and atomically, so a folder without it, or with another key, is an
+interrupted or stale build: it is wiped and rebuilt. A re-run reuses every finished part whose inputs match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import io
+
+INPUTS = "inputs.json"
+# Bump when a change to the toy code changes what a part contains for the same inputs.
+CODE_VERSION = 1
+
+
+def digest(obj: Any) -> str:
+    """sha256 of the canonical JSON of `obj`."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def derive_seed(seed: int, name: str) -> int:
+    """An independent 31-bit seed for the part `name` of the world built from `seed`.
+
+    >>> derive_seed(0, "data") == derive_seed(0, "data") != derive_seed(1, "data")
+    True
+    """
+    return int.from_bytes(hashlib.sha256(f"{seed}\x00{name}".encode()).digest()[:4], "big") >> 1
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (for the manifest: identical builds give identical weights)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Part:
+    """One step's folder and the key of its inputs."""
+
+    dir: Path
+    key: str
+
+    @classmethod
+    def at(cls, root: Path, name: str, inputs: dict[str, Any]) -> "Part":
+        return cls(root / name, digest({"code": CODE_VERSION, "inputs": inputs}))
+
+    def done(self) -> bool:
+        """True when the folder holds a finished build of exactly these inputs."""
+        marker = self.dir / INPUTS
+        if not marker.is_file():
+            return False
+        try:
+            return json.loads(marker.read_text(encoding="utf-8")).get("key") == self.key
+        except (json.JSONDecodeError, AttributeError):
+            return False
+
+    def start(self) -> Path:
+        """Wipe whatever an interrupted or stale build left, and return the empty folder."""
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True)
+        return self.dir
+
+    def finish(self, info: dict[str, Any] | None = None) -> None:
+        """Mark the part finished (written last, atomically), with optional facts for the manifest."""
+        io.write_json(self.dir / INPUTS, {"key": self.key, "info": info or {}})
+
+    def info(self) -> dict[str, Any]:
+        """The facts recorded by `finish`."""
+        return json.loads((self.dir / INPUTS).read_text(encoding="utf-8"))["info"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Running parts, in worker processes when there are several
+
+
+@dataclass(frozen=True)
+class Job:
+    """A part to build: `fn(part, *args, progress=...)` wipes and fills `part.dir` and returns its facts.
+
+    `fn` must be a module-level function (workers import it); `steps` is how many progress units it reports.
+    """
+
+    part: Part
+    what: str
+    fn: Callable[..., dict[str, Any]]
+    args: tuple
+    steps: int
+
+
+def _work(job: Job, progress: Callable[[int], None] | None) -> dict[str, Any]:
+    info = job.fn(job.part, *job.args, progress=progress)
+    job.part.finish(info)
+    return info
+
+
+_QUEUE: Any = None  # in a worker: where progress goes
+_PARENT = 0  # in a worker: the building process; if it dies (killed), the worker stops at its next step
+
+
+def _init_child(queue: Any) -> None:
+    """Worker set-up: one torch thread (the models are tiny; processes, not threads, use the cores)."""
+    global _QUEUE, _PARENT
+    import os
+    import signal
+
+    import torch
+
+    from ..hf import quiet
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    _QUEUE, _PARENT = queue, os.getppid()
+    quiet()
+    torch.set_num_threads(1)
+
+
+def _work_in_child(job: Job) -> dict[str, Any]:
+    import os
+
+    def progress(n: int) -> None:
+        if os.getppid() != _PARENT:  # orphaned: never finish a part for a build that is gone
+            os._exit(1)
+        _QUEUE.put(n)
+
+    return _work(job, progress)
+
+
+# Starting a worker (a fresh interpreter importing torch and transformers) costs a few seconds: below this
+# many steps of work in all, one process is faster.
+MIN_PARALLEL_STEPS = 600
+
+
+def run_jobs(jobs: list[Job], *, workers: int, title: str) -> dict[str, dict[str, Any]]:
+    """Build every unfinished part of `jobs` (finished ones are reused) and return each part's facts.
+
+    Independent parts run in up to `workers` spawned processes; each part is seeded on its own and runs
+    single-threaded, so the result is the same for any number of workers.
+
+    Returns:
+        {job.what: facts recorded by the part}.
+    """
+    import time
+    from multiprocessing import get_context
+    from queue import Empty
+
+    from ..progress import console, progress_bar
+
+    infos: dict[str, dict[str, Any]] = {}
+    todo = []
+    for job in jobs:
+        if job.part.done():
+            console().print(f"[dim]reusing the finished part '{job.what}'[/dim]")
+            infos[job.what] = job.part.info()
+        else:
+            todo.append(job)
+    if not todo:
+        return infos
+    with progress_bar(title, sum(j.steps for j in todo)) as advance:
+        if workers <= 1 or len(todo) == 1 or sum(j.steps for j in todo) < MIN_PARALLEL_STEPS:
+            for job in todo:
+                infos[job.what] = _work(job, advance)
+            return infos
+        ctx = get_context("spawn")  # fork is unsafe once torch has started its thread pools
+        queue = ctx.Queue()
+        pool = ctx.Pool(min(workers, len(todo)), initializer=_init_child, initargs=(queue,))
+        def drain() -> None:
+            while True:
+                try:
+                    advance(queue.get_nowait())
+                except Empty:
+                    return
+
+        try:
+            pending = {job.what: pool.apply_async(_work_in_child, (job,)) for job in todo}
+            while pending:
+                time.sleep(0.2)
+                drain()
+                for what in [w for w, r in pending.items() if r.ready()]:
+                    infos[what] = pending.pop(what).get()  # re-raises a worker's exception here
+            pool.close()
+            time.sleep(0.1)
+            drain()
+        finally:
+            pool.terminate()  # on an error or Ctrl-C, stop the other workers now (their parts stay unfinished)
+            pool.join()
+    return infos
