@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+# The toy world (built once, beside OUT) and the default study on it; `demo-quick` is the few-minute version.
 demo: $(STAMP)
-	$(BIN)/python scripts/demo_tiny.py $(OUT)
+	$(BIN)/rmteach demo --out $(OUT)
+
+demo-quick: $(STAMP)
+	$(BIN)/rmteach demo --quick --out $(OUT)-quick
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
