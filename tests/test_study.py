@@ -422,11 +422,11 @@ def test_checked_in_preset_loads():
 
     path = Path(__file__).resolve().parents[1] / "configs" / "study_toy.yaml"
     cfg = load_config(StudyConfig, path)
-    assert [p.display_name for p in cfg.policies] == ["peaked", "diverse"]
+    assert [p.display_name for p in cfg.policies] == ["english", "spanish"]
     perfect = next(rm for rm in cfg.reward_models if rm.role == "perfect_low_variance")
     assert perfect.transform is not None and perfect.transform.factor == 0.001
     assert cfg.prompts.train.path == str((path.parent / "../toy/data/prompts_train.jsonl").resolve())
-    assert cfg.train_config(cfg.policies[0], perfect.plain(), 0, "r.json").learning_rate == 3e-3
+    assert cfg.train_config(cfg.policies[0], perfect.plain(), 0, "r.json").optimizer == "sgd"
 
 
 # ----------------------------------------------------------------------------------------------------------
