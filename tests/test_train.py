@@ -429,6 +429,42 @@ def test_grpo_runs_with_its_reward_scaling(world, tmp_path, scale):
     assert all(r["kl"] is not None and r["gold_reward"] is not None for r in rows[1:])
 
 
+@pytest.mark.parametrize("on", [True, False])
+def test_gradient_checkpointing_reaches_trl_under_either_field_name(world, tmp_path, on):
+    # transformers renamed TrainingArguments.gradient_checkpointing to activation_checkpointing; the setting must
+    # land in whichever field the installed release has (seen on a GPU machine with transformers 5.17)
+    from rmteach.train import build_trl_config
+
+    cfg = make_config(world, gradient_checkpointing=on, steps=2, eval_every=None)
+    args = build_trl_config(cfg, tmp_path, 2, cfg.layout(1), use_cpu=True)
+    fields = type(args).__dataclass_fields__
+    name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    assert getattr(args, name) is on
+
+
+def test_gradient_checkpointing_goes_to_the_old_field_name_on_older_transformers(world, tmp_path, monkeypatch):
+    import trl
+
+    from rmteach.train import build_trl_config
+
+    real = trl.RLOOConfig.__dataclass_fields__
+
+    class OldRLOOConfig:  # the fields of a release before the rename
+        __dataclass_fields__ = {k: v for k, v in real.items() if k != "activation_checkpointing"}
+        __dataclass_fields__["gradient_checkpointing"] = real.get("gradient_checkpointing")
+
+        def __init__(self, **kwargs):
+            unknown = set(kwargs) - set(self.__dataclass_fields__)
+            if unknown:
+                raise TypeError(f"unexpected keyword argument {sorted(unknown)[0]!r}")
+            self.kwargs = kwargs
+
+    monkeypatch.setattr(trl, "RLOOConfig", OldRLOOConfig)
+    cfg = make_config(world, gradient_checkpointing=True, steps=2, eval_every=None)
+    args = build_trl_config(cfg, tmp_path, 2, cfg.layout(1), use_cpu=True)
+    assert args.kwargs["gradient_checkpointing"] is True and "activation_checkpointing" not in args.kwargs
+
+
 def test_generate_responses_on_a_loaded_model_equals_sample_responses(world):
     from transformers import AutoModelForCausalLM
 

@@ -101,7 +101,6 @@ def build_trl_config(cfg: TrainConfig, out: Path, steps: int, layout: Layout, *,
         use_cpu=use_cpu,
         bf16=cfg.bf16,
         fp16=False,
-        activation_checkpointing=cfg.gradient_checkpointing,
         use_vllm=cfg.use_vllm,
         vllm_mode=cfg.vllm_mode,
     )
@@ -111,7 +110,11 @@ def build_trl_config(cfg: TrainConfig, out: Path, steps: int, layout: Layout, *,
     else:
         cls = GRPOConfig
         kwargs["scale_rewards"] = cfg.grpo_scale_rewards
-    unknown = sorted(set(cfg.trl_args) - set(cls.__dataclass_fields__))
+    fields = cls.__dataclass_fields__
+    # transformers renamed `gradient_checkpointing` to `activation_checkpointing` (5.2x); accept either release
+    kwargs["activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"] = (
+        cfg.gradient_checkpointing)
+    unknown = sorted(set(cfg.trl_args) - set(fields))
     if unknown:
         raise UserError(f"trl_args: {cls.__name__} has no field '{unknown[0]}'")
     kwargs.update(cfg.trl_args)
