@@ -150,6 +150,22 @@ def test_correlations_need_three_rms_and_count_the_ground_truth_only_when_asked(
     assert v == pytest.approx(-0.5)
 
 
+def test_excluded_rms_leave_the_correlations_but_stay_ranked():
+    pts = A.aggregate_points(_runs(policies=("A", "B")), OUTS)
+    corr = A.correlations(pts, OUTS, ci_outcomes=[], include_ground_truth=False, n_resamples=0, seed=0,
+                          exclude=["r4"])
+    assert corr["excluded"] == ["r4"]
+    assert corr["scopes"]["A"]["n"] == 4 and "A/r4" not in corr["scopes"]["pooled"]["reward_models"]
+    # without r4 (the highest variance and rate), variance 0.1 .4 .2 .3 vs rate 1 3 2 4 (+0.05): ranks 1 4 2 3 vs
+    # 1 3 2 4 -> 1 - 6 * (0 + 1 + 0 + 1) / 60 = 0.8
+    v = corr["scopes"]["A"]["table"]["reward_variance"]["gold_increase@1"]["spearman"]["value"]
+    assert v == pytest.approx(0.8)
+    out = A.analyze(_runs(policies=("A", "B")), budgets=[1.0], primary_outcome="gold_increase@1",
+                    include_ground_truth=False, n_resamples=0, seed=0, roles={}, transformed=set(), exclude=["r4"])
+    assert [r["reward_model"] for r in out["rankings"]["policies"]["A"]][0] == "r4"  # still ranked (first)
+    assert out["claims"][1]["evidence"]["A"]["n"] == 4
+
+
 def test_pooled_scope_over_policies():
     pts = A.aggregate_points(_runs(policies=("A", "B")), OUTS)
     corr = A.correlations(pts, OUTS, ci_outcomes=[], include_ground_truth=False, n_resamples=0, seed=0)

@@ -290,6 +290,8 @@ def _write(tmp_path: Path, cfg: dict) -> Path:
         ({"evaluate": {"policy": {"path": "x"}}}, "evaluate: 'policy' is filled in by the study"),
         ({"analysis": {"primary_outcome": "gold_increase@0.3"}}, "primary_outcome 'gold_increase@0.3' is not one of"),
         ({"analysis": {"budgets": [0.0, 1.0]}}, "budgets are fractions of the steps in (0, 1]"),
+        ({"analysis": {"exclude_from_correlations": ["rm_nope"]}},
+         "analysis.exclude_from_correlations: unknown reward model 'rm_nope'"),
     ],
 )
 def test_bad_configs_fail_with_one_line(tmp_path, capsys, changes, message):
@@ -376,7 +378,8 @@ def fake_toy_build(tiny: dict, calls: list):
             (folder / f"evaluate_{name}.yaml").write_text(yaml.safe_dump(cfg))
         for split in ("train", "eval"):
             (folder / f"{split}.jsonl").write_text(Path(tiny["prompts"]).read_text())
-        manifest = {"seed": seed, "preset": preset, "prompt_sets": {"train": "train.jsonl", "eval": "eval.jsonl"}}
+        manifest = {"seed": seed, "preset": preset, "prompt_sets": {"train": "train.jsonl", "eval": "eval.jsonl"},
+                    "reward_models": [{"name": "loud", "role": "high_variance_inaccurate"}, {"name": "rm100", "role": "mixed"}]}
         io.write_json(folder / "manifest.json", manifest)
         return manifest
 
@@ -404,6 +407,11 @@ def test_demo_builds_the_world_once_and_reruns_nothing(tiny, tmp_path, monkeypat
     assert cfg["prompts"]["train"]["path"] == str(toy / "train.jsonl")
     assert cfg["prompts"]["eval"]["path"] == str(toy / "eval.jsonl")  # resolved against the world's folder
     assert cfg["train"]["steps"] == demo.SETTINGS["quick"]["train"]["steps"]
+    # Section 4.2's kind of RM is trained and ranked but not correlated (the paper's 4.1 correlations)
+    assert cfg["analysis"]["exclude_from_correlations"] == ["loud"] and study["correlations"]["excluded"] == ["loud"]
+    assert all("alpha/loud" not in s["reward_models"] and "loud" not in s["reward_models"]
+               for s in study["correlations"]["scopes"].values())
+    assert "loud" in [r["reward_model"] for r in study["rankings"]["policies"]["alpha"]]
     assert (out / "report.html").is_file() and (toy / "cache" / "samples").is_dir()
     # OUT/study.yaml reruns the same study: it loads back to the config the study recorded.
     from rmteach.config import load_config

@@ -175,9 +175,16 @@ def aggregate_points(runs: Sequence[dict[str, Any]], outcomes: Sequence[str]) ->
 # Correlations across RMs
 
 
-def scope_points(points: Sequence[dict[str, Any]], include_ground_truth: bool) -> dict[str, list[dict[str, Any]]]:
+def counted(point: dict[str, Any], include_ground_truth: bool, exclude: Sequence[str] = ()) -> bool:
+    """Whether a point enters the correlations: not an excluded RM, and not the ground truth unless included."""
+    return (include_ground_truth or not point["is_ground_truth"]) and point["reward_model"] not in exclude
+
+
+def scope_points(
+    points: Sequence[dict[str, Any]], include_ground_truth: bool, exclude: Sequence[str] = ()
+) -> dict[str, list[dict[str, Any]]]:
     """The points each correlation is computed over: one scope per policy, plus `pooled` with 2+ policies."""
-    kept = [p for p in points if include_ground_truth or not p["is_ground_truth"]]
+    kept = [p for p in points if counted(p, include_ground_truth, exclude)]
     scopes: dict[str, list[dict[str, Any]]] = {}
     for p in kept:
         scopes.setdefault(p["policy"], []).append(p)
@@ -212,6 +219,7 @@ def correlations(
     include_ground_truth: bool,
     n_resamples: int,
     seed: int,
+    exclude: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Pearson, Spearman and Kendall correlation of every predictor with every outcome, per scope.
 
@@ -222,13 +230,15 @@ def correlations(
             bootstrap costs about 0.2 s per coefficient).
         include_ground_truth: whether the ground truth's own run is one of the points.
         n_resamples, seed: the bootstrap's size and seed (the same resamples for every coefficient).
+        exclude: names of candidate RMs left out of every scope (they are still ranked).
 
     Returns:
-        `{"include_ground_truth", "min_points", "scopes": {scope: {"reward_models", "n", "note",
+        `{"include_ground_truth", "excluded", "min_points", "scopes": {scope: {"reward_models", "n", "note",
         "table": {predictor: {outcome: {method: {"value", "ci95", "n"}}}}}}}`; values are None when undefined.
     """
-    result: dict[str, Any] = {"include_ground_truth": include_ground_truth, "min_points": MIN_POINTS, "scopes": {}}
-    for scope, pts in scope_points(points, include_ground_truth).items():
+    result: dict[str, Any] = {"include_ground_truth": include_ground_truth, "excluded": list(exclude),
+                              "min_points": MIN_POINTS, "scopes": {}}
+    for scope, pts in scope_points(points, include_ground_truth, exclude).items():
         n = len(pts)
         note = None
         if n < MIN_POINTS:
@@ -490,6 +500,7 @@ def analyze(
     seed: int,
     roles: dict[str, str | None],
     transformed: set[str],
+    exclude: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Points, correlations, rankings and claims of a study from its runs.
 
@@ -500,6 +511,8 @@ def analyze(
         include_ground_truth: whether the ground truth's run enters the correlations.
         n_resamples, seed: the correlation bootstrap.
         roles: RM name -> its `role` in the config; transformed: names of RMs with a reward transform.
+        exclude: candidate RMs left out of the correlations (and so of claim (b)); still ranked, and still in
+            claims (a) and (c).
 
     Returns:
         `{"points", "correlations", "rankings", "claims"}`.
@@ -508,7 +521,7 @@ def analyze(
     points = aggregate_points(runs, names)
     proxy = proxy_counterpart(primary_outcome)
     corr = correlations(points, names, ci_outcomes=[primary_outcome, proxy], include_ground_truth=include_ground_truth,
-                        n_resamples=n_resamples, seed=seed)
+                        n_resamples=n_resamples, seed=seed, exclude=exclude)
     ranks = rankings(points, primary_outcome)
     perfect = find_perfect_low_variance(points, roles, transformed)
     policies = list(dict.fromkeys(p["policy"] for p in points))

@@ -34,11 +34,12 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "jobs": 2,
         "evaluate_prompts": 128,
         "evaluate": {"sampling": {"samples_per_prompt": 8, "max_new_tokens": 16, "batch_size": 32}, "device": "cpu"},
-        "train": {"algorithm": "rloo", "optimizer": "sgd", "max_grad_norm": 0.0, "learning_rate": 0.05,
+        "train": {"algorithm": "rloo", "optimizer": "sgd", "max_grad_norm": 0.0, "learning_rate": 0.003,
                   "kl_coef": 0.0, "steps": 60, "prompts_per_step": 8, "samples_per_prompt": 4, "max_new_tokens": 16, "eval_every": 5, "eval_samples_per_prompt": 4,
                   "device": "cpu", "report_to": []},
         "eval_prompts": 64,
-        "analysis": {"budgets": [0.25, 0.5, 1.0], "primary_outcome": "gold_auc", "bootstrap_samples": 500},
+        "analysis": {"budgets": [0.25, 0.5, 1.0], "primary_outcome": "gold_auc", "bootstrap_samples": 500,
+                     "include_ground_truth": True},
     },
     "quick": {
         "preset": "tiny",
@@ -46,11 +47,12 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "jobs": 2,
         "evaluate_prompts": 48,
         "evaluate": {"sampling": {"samples_per_prompt": 6, "max_new_tokens": 16, "batch_size": 32}, "device": "cpu"},
-        "train": {"algorithm": "rloo", "optimizer": "sgd", "max_grad_norm": 0.0, "learning_rate": 0.05,
+        "train": {"algorithm": "rloo", "optimizer": "sgd", "max_grad_norm": 0.0, "learning_rate": 0.003,
                   "kl_coef": 0.0, "steps": 24, "prompts_per_step": 8, "samples_per_prompt": 4, "max_new_tokens": 16, "eval_every": 4, "eval_samples_per_prompt": 2,
                   "device": "cpu", "report_to": []},
         "eval_prompts": 32,
-        "analysis": {"budgets": [0.25, 0.5, 1.0], "primary_outcome": "gold_auc", "bootstrap_samples": 200},
+        "analysis": {"budgets": [0.25, 0.5, 1.0], "primary_outcome": "gold_auc", "bootstrap_samples": 200,
+                     "include_ground_truth": True},
     },
 }
 
@@ -92,6 +94,15 @@ def _train_prompts(folder: Path, manifest: dict[str, Any]) -> str:
     raise UserError(f"{folder / 'manifest.json'} names no 'train' prompt set (looked under prompt_sets, prompts)")
 
 
+def section_42_rms(manifest: dict[str, Any]) -> list[str]:
+    """The world's RMs of the paper's Section 4.2 kind (high variance, poor accuracy: `role:
+    high_variance_inaccurate`). The demo trains and ranks them but leaves them out of the correlations, which
+    follow the paper's Section 4.1: across the on/off-policy mixes, the perfectly accurate low-variance RM and
+    the ground truth."""
+    return [e["name"] for e in manifest.get("reward_models", [])
+            if isinstance(e, dict) and e.get("role") == "high_variance_inaccurate"]
+
+
 def _evaluate_configs(folder: Path) -> list[EvaluateConfig]:
     """The world's per-policy evaluate configs (`evaluate_<policy>.yaml`), in name order."""
     paths = sorted(folder.glob("evaluate_*.yaml"))
@@ -129,7 +140,8 @@ def demo_config(folder: Path, manifest: dict[str, Any], *, quick: bool, seed: in
         "jobs": s["jobs"],
         "evaluate": evaluate_block,
         "train": s["train"],
-        "analysis": {**s["analysis"], "seed": seed},
+        "analysis": {**s["analysis"], "seed": seed,
+                     "exclude_from_correlations": [n for n in names if n in section_42_rms(manifest)]},
     }
     return validate(StudyConfig, data, f"demo study over {folder}")
 

@@ -261,6 +261,7 @@ def build_study(cfg: StudyConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
         seed=a.seed,
         roles={rm.name: rm.role for rm in cfg.reward_models},
         transformed={rm.name for rm in cfg.reward_models if rm.transform is not None},
+        exclude=a.exclude_from_correlations,
     )
     return {
         "schema": SCHEMA,

@@ -70,7 +70,12 @@ class AnalysisConfig(Strict):
         "for a budget B, or gold_auc (area under the gold increase curve / steps)"
     )
     include_ground_truth: bool = Field(
-        False, description="count the ground truth's own run as one of the RMs in correlations (the paper does not)"
+        False, description="count the ground truth's own run as one of the RMs in correlations (the paper's "
+        "Section 4.1 correlations are across its table's RMs, the ground truth among them)"
+    )
+    exclude_from_correlations: list[str] = Field(
+        [], description="candidate RMs trained and ranked but left out of the correlations, e.g. an RM from "
+        "another experiment (the paper correlates its Section 4.1 RMs only; Section 4.2's RMs are ranked)"
     )
     bootstrap_samples: int = Field(1000, ge=0, description="resamples for the 95% CIs of the correlations")
     seed: int = Field(0, ge=0, description="seed of the bootstrap")
@@ -175,6 +180,11 @@ class StudyConfig(Strict):
             for r in self.only.reward_models or []:
                 if r not in rms:
                     raise ValueError(f"only.reward_models: unknown reward model '{r}' (reward models: {', '.join(rms)})")
+        candidates = [rm.name for rm in self.reward_models]
+        for r in self.analysis.exclude_from_correlations:
+            if r not in candidates:
+                raise ValueError(f"analysis.exclude_from_correlations: unknown reward model '{r}' "
+                                 f"(candidate reward models: {', '.join(candidates)})")
         if not any(self.reward_models_for(p) for p in self.selected_policies()):
             raise ValueError("no (policy, reward model) pair is left to run: check 'only' and the RMs' 'policies'")
         return self

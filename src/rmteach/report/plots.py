@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import PREDICTOR_LABELS, minmax
+from ..analysis import PREDICTOR_LABELS, counted, minmax
 
 _DPI = 100
 
@@ -90,8 +90,9 @@ def scatter_x(study: dict[str, Any], predictor: str) -> dict[tuple[str, str], fl
             xs[(p["policy"], p["reward_model"])] = p["predictors"].get(predictor)
         return xs
     for policy in dict.fromkeys(p["policy"] for p in pts):
-        mine = [p for p in pts if p["policy"] == policy and (study["correlations"]["include_ground_truth"]
-                                                              or not p["is_ground_truth"])]
+        corr = study["correlations"]
+        mine = [p for p in pts if p["policy"] == policy
+                and counted(p, corr["include_ground_truth"], corr.get("excluded", ()))]
         var = np.asarray([p["predictors"]["reward_variance"] for p in mine])
         acc = [p["predictors"].get("onpolicy_accuracy") for p in mine]
         if not mine or any(a is None for a in acc):
@@ -122,9 +123,9 @@ def scatter_figure(study: dict[str, Any], predictor: str):
             if x is None:
                 continue
             o = p["outcomes"][outcome]
-            counted = corr["include_ground_truth"] or not p["is_ground_truth"]
+            filled = counted(p, corr["include_ground_truth"], corr.get("excluded", ()))
             ax.errorbar(x, o["mean"], yerr=o["std"] or 0.0, fmt=markers[i % len(markers)], color=colours[policy],
-                        mfc=colours[policy] if counted else "none", markersize=6, capsize=2, linewidth=0.8)
+                        mfc=colours[policy] if filled else "none", markersize=6, capsize=2, linewidth=0.8)
             ax.annotate(p["reward_model"], (x, o["mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
     for i, policy in enumerate(policies):  # legend entries only
         ax.plot([], [], markers[i % len(markers)], color=colours[policy], label=policy)

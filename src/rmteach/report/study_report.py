@@ -129,8 +129,10 @@ def overview(study: dict[str, Any]) -> str:
         + f"{n_runs} train runs in all. Primary outcome <code>{html.escape(study['primary_outcome'])}</code>: "
         f"{html.escape(describe_outcome(study['primary_outcome']))}, averaged over seeds. Correlations are taken "
         f"across the candidate RMs per policy and pooled over policies, "
-        f"{'including' if corr['include_ground_truth'] else 'excluding'} the ground truth's own run; they need at "
-        f"least {corr['min_points']} RMs."
+        f"{'including' if corr['include_ground_truth'] else 'excluding'} the ground truth's own run"
+        + (f" and leaving out {', '.join(html.escape(n) for n in corr['excluded'])} (ranked, but not correlated: "
+           "<code>analysis.exclude_from_correlations</code>)" if corr.get("excluded") else "")
+        + f"; they need at least {corr['min_points']} RMs."
     )
 
 
