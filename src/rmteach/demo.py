@@ -27,6 +27,11 @@ from .study_config import StudyConfig
 
 # The demo's study, on top of what the toy world provides (policies, RMs, ground truth, prompt sets).
 # Sized for a 2-core CPU: full <= 20 minutes with the toy build, quick <= 5 minutes.
+# Shared by both sizes: RLOO with plain SGD and no clipping (Adam and clipping cancel the reward scale the paper
+# is about; larger steps let every proxy RM hack the ground truth), and the paper's Section 4.1 correlations.
+_TRAIN = {"algorithm": "rloo", "optimizer": "sgd", "max_grad_norm": 0.0, "learning_rate": 0.003, "kl_coef": 0.0,
+          "prompts_per_step": 8, "samples_per_prompt": 4, "max_new_tokens": 16, "device": "cpu", "report_to": []}
+_ANALYSIS = {"budgets": [0.25, 0.5, 1.0], "primary_outcome": "gold_auc", "include_ground_truth": True}
 SETTINGS: dict[str, dict[str, Any]] = {
     "full": {
         "preset": "default",
@@ -34,12 +39,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "jobs": 2,
         "evaluate_prompts": 128,
         "evaluate": {"sampling": {"samples_per_prompt": 8, "max_new_tokens": 16, "batch_size": 32}, "device": "cpu"},
-        "train": {"algorithm": "rloo", "optimizer": "sgd", "max_grad_norm": 0.0, "learning_rate": 0.003,
-                  "kl_coef": 0.0, "steps": 60, "prompts_per_step": 8, "samples_per_prompt": 4, "max_new_tokens": 16, "eval_every": 5, "eval_samples_per_prompt": 4,
-                  "device": "cpu", "report_to": []},
+        "train": {**_TRAIN, "steps": 60, "eval_every": 5, "eval_samples_per_prompt": 4},
         "eval_prompts": 64,
-        "analysis": {"budgets": [0.25, 0.5, 1.0], "primary_outcome": "gold_auc", "bootstrap_samples": 500,
-                     "include_ground_truth": True},
+        "analysis": {**_ANALYSIS, "bootstrap_samples": 500},
     },
     "quick": {
         "preset": "tiny",
@@ -47,12 +49,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "jobs": 2,
         "evaluate_prompts": 48,
         "evaluate": {"sampling": {"samples_per_prompt": 6, "max_new_tokens": 16, "batch_size": 32}, "device": "cpu"},
-        "train": {"algorithm": "rloo", "optimizer": "sgd", "max_grad_norm": 0.0, "learning_rate": 0.003,
-                  "kl_coef": 0.0, "steps": 24, "prompts_per_step": 8, "samples_per_prompt": 4, "max_new_tokens": 16, "eval_every": 4, "eval_samples_per_prompt": 2,
-                  "device": "cpu", "report_to": []},
+        "train": {**_TRAIN, "steps": 24, "eval_every": 4, "eval_samples_per_prompt": 2},
         "eval_prompts": 32,
-        "analysis": {"budgets": [0.25, 0.5, 1.0], "primary_outcome": "gold_auc", "bootstrap_samples": 200,
-                     "include_ground_truth": True},
+        "analysis": {**_ANALYSIS, "bootstrap_samples": 200},
     },
 }
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import PREDICTOR_LABELS, counted, minmax
+from ..analysis import PREDICTOR_LABELS, counted, predictor_matrix
 
 _DPI = 100
 
@@ -89,15 +89,13 @@ def scatter_x(study: dict[str, Any], predictor: str) -> dict[tuple[str, str], fl
         for p in pts:
             xs[(p["policy"], p["reward_model"])] = p["predictors"].get(predictor)
         return xs
+    corr = study["correlations"]
     for policy in dict.fromkeys(p["policy"] for p in pts):
-        corr = study["correlations"]
         mine = [p for p in pts if p["policy"] == policy
                 and counted(p, corr["include_ground_truth"], corr.get("excluded", ()))]
-        var = np.asarray([p["predictors"]["reward_variance"] for p in mine])
-        acc = [p["predictors"].get("onpolicy_accuracy") for p in mine]
-        if not mine or any(a is None for a in acc):
+        comb = predictor_matrix(mine)["variance_and_accuracy"] if mine else None  # as the correlations scale it
+        if comb is None:
             continue
-        comb = (minmax(var) + minmax(np.asarray(acc, dtype=np.float64))) / 2.0
         for p, v in zip(mine, comb):
             xs[(p["policy"], p["reward_model"])] = float(v)
     return xs
