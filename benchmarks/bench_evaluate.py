@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from rmteach.config import EvaluateConfig
-from rmteach.evaluate import evaluate
-from rmteach.hf import format_conversation, format_prompt, quiet
+from rmteach.evaluate.config import EvaluateConfig
+from rmteach.evaluate.run import evaluate
+from rmteach.core.hf import format_conversation, format_prompt, quiet
 from rmteach.toy.tiny import build_policy, build_reward_model
 
 WORDS = [f"w{i}" for i in range(40)]

@@ -21,8 +21,9 @@ import numpy as np
 
 
 def evaluate_all(root: Path, cache: Path) -> dict[str, dict]:
-    from rmteach.config import EvaluateConfig, load_config
-    from rmteach.evaluate import evaluate
+    from rmteach.core.config import load_config
+    from rmteach.evaluate.config import EvaluateConfig
+    from rmteach.evaluate.run import evaluate
 
     manifest = json.loads((root / "manifest.json").read_text())
     out = {}
@@ -61,9 +62,9 @@ def probe(root: Path, policy: str, rm_cfg: dict, *, steps: int, lr: float, optim
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rmteach.config import RewardModelConfig
-    from rmteach.hf import format_prompt
-    from rmteach.rewards import load_reward_model
+    from rmteach.core.blocks import RewardModelConfig
+    from rmteach.core.hf import format_prompt
+    from rmteach.backends.rewards import load_reward_model
     from rmteach.toy.task import ground_truth
 
     rm_cfg = dict(rm_cfg)

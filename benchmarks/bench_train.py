@@ -1,6 +1,6 @@
 """Time `rmteach train` against the same TRL trainer with the same reward function and no tracking.
 
-Both sides train the same tiny policy with the same `RLOOConfig` (built by `rmteach.train.build_trl_config`)
+Both sides train the same tiny policy with the same `RLOOConfig` (built by `rmteach.train.trainer.build_trl_config`)
 and the same proxy reward (a tiny HF reward model, normalized). The plain side is a bare `RLOOTrainer` with
 that one reward function. The rmteach side adds what tracking costs per step: the ground truth scored as a
 second reward function (weight 0), the per-prompt reward variance, the metrics.jsonl callback and TensorBoard.
@@ -36,8 +36,8 @@ def gold(prompts, completions, **kwargs):
 
 
 def build(root: Path, d: int, layers: int) -> dict[str, Path]:
-    from rmteach.data import write_jsonl
-    from rmteach.hf import quiet
+    from rmteach.core.data import write_jsonl
+    from rmteach.core.hf import quiet
     from rmteach.toy.tiny import build_policy, build_reward_model
 
     quiet()
@@ -50,8 +50,8 @@ def build(root: Path, d: int, layers: int) -> dict[str, Path]:
 
 
 def make_config(root: Path, args: argparse.Namespace, **extra):
-    from rmteach.config import validate
-    from rmteach.train_config import TrainConfig
+    from rmteach.core.config import validate
+    from rmteach.train.config import TrainConfig
 
     return validate(TrainConfig, {
         "policy": {"path": str(root / "policy")},
@@ -71,10 +71,10 @@ def plain_trl(cfg, out: Path, norm) -> float:
     from transformers import AutoModelForCausalLM
     from transformers.trainer_callback import PrinterCallback
 
-    from rmteach.hf import load_tokenizer
-    from rmteach.data import load_prompts
-    from rmteach.rewards import load_reward_model
-    from rmteach.train import _dataset, _quiet_third_party, build_trl_config, trainer_class
+    from rmteach.core.hf import load_tokenizer
+    from rmteach.core.data import load_prompts
+    from rmteach.backends.rewards import load_reward_model
+    from rmteach.train.trainer import build_trl_config, quiet_third_party, train_dataset, trainer_class
 
     plain_cfg = cfg.model_copy(update={"ground_truth": None, "report_to": []})
     args = build_trl_config(plain_cfg, out, cfg.steps, plain_cfg.layout(1), use_cpu=True)
@@ -85,9 +85,9 @@ def plain_trl(cfg, out: Path, norm) -> float:
 
     tok = load_tokenizer(cfg.policy.path, "policy", padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(cfg.policy.path)
-    with _quiet_third_party():
+    with quiet_third_party():
         trainer = trainer_class("rloo")(model=model, reward_funcs=[proxy], args=args,
-                                        train_dataset=_dataset(tok, load_prompts(cfg.train_prompts)),
+                                        train_dataset=train_dataset(tok, load_prompts(cfg.train_prompts)),
                                         processing_class=tok)
         trainer.remove_callback(PrinterCallback)
         t = time.perf_counter()
@@ -107,8 +107,8 @@ def main() -> None:
 
     import torch
 
-    from rmteach.metrics import Normalization
-    from rmteach.train import run_train
+    from rmteach.core.metrics import Normalization
+    from rmteach.train.run import run_train
 
     torch.set_num_threads(1)  # what rmteach train does by default (cpu_threads: 1); same for both sides
     with tempfile.TemporaryDirectory() as tmp:

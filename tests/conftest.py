@@ -18,7 +18,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> dict[str, Path]:
     """Tiny policies (GPT-2, Llama), RMs (one with a different tokenizer, one with 2 outputs), data sets."""
-    from rmteach.hf import quiet
+    from rmteach.core.hf import quiet
     from rmteach.toy.tiny import build_policy, build_reward_model
 
     quiet()
@@ -50,3 +50,11 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
 def _isolated_cache(tmp_path, monkeypatch):
     """Each test gets its own sample cache, so no test sees another's samples."""
     monkeypatch.setenv("RMTEACH_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Path:
+    """The train tests' tiny learnable world (see train_world.py), built once."""
+    from train_world import build_world
+
+    return build_world(tmp_path_factory.mktemp("train_world"))

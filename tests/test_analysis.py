@@ -1,4 +1,4 @@
-"""The study's pure analysis: outcomes, correlations, rankings and claims, checked against hand computations."""
+"""The study's pure analysis: points, correlations, rankings and claims, checked against hand computations."""
 
 from __future__ import annotations
 
@@ -7,47 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from rmteach import analysis as A
-
-
-def _curve(steps, gold, proxy=None):
-    return {"step": list(steps), "gold": list(gold), "proxy": list(proxy if proxy is not None else gold)}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Outcomes
-
-
-def test_eval_curve_keeps_eval_records_sorted_last_write_wins():
-    records = [
-        {"step": 2, "proxy_reward": 0.3, "gold_reward": 0.1},  # a train step without evaluation
-        {"step": 4, "eval_gold_reward": 0.9, "eval_proxy_reward": 1.0, "eval_reward_variance": 0.5},
-        {"step": 0, "eval_gold_reward": 0.2, "eval_proxy_reward": -1.0, "eval_reward_variance": 0.7},
-        {"step": 4, "eval_gold_reward": 0.8, "eval_proxy_reward": 1.5, "eval_reward_variance": 0.4},
-    ]
-    c = A.eval_curve(records)
-    assert c == {"step": [0, 4], "gold": [0.2, 0.8], "proxy": [-1.0, 1.5], "variance": [0.7, 0.4]}
-
-
-def test_run_outcomes_by_hand():
-    # gold rises 0.1 per step for 4 steps then stays; proxy falls.
-    c = _curve([0, 2, 4, 6, 8], [1.0, 1.2, 1.4, 1.4, 1.4], [0.0, -0.2, -0.4, -0.6, -0.8])
-    o = A.run_outcomes(c, [0.25, 0.3, 1.0])
-    assert o["steps"] == 8 and o["initial_gold"] == 1.0 and o["final_gold"] == 1.4
-    assert o["gold_increase@0.25"] == pytest.approx(0.2)  # step 2 exactly
-    assert o["gold_increase@0.3"] == pytest.approx(0.24)  # step 2.4: 0.2 + 0.4 * 0.1
-    assert o["gold_increase@1"] == pytest.approx(0.4)
-    # trapezoids of the increase 0, .2, .4, .4, .4 with width 2: (0+.2)+(.2+.4)+(.4+.4)+(.4+.4) = 2.4; / 8
-    assert o["gold_auc"] == pytest.approx(2.4 / 8)
-    assert o["proxy_increase@1"] == pytest.approx(-0.8)
-    assert o["proxy_auc"] == pytest.approx(-(0.2 + 0.6 + 1.0 + 1.4) / 8)
-    assert set(A.outcome_names([0.25, 0.3, 1.0])) <= set(o)
-
-
-@pytest.mark.parametrize("steps", [[2, 4], [0]])
-def test_run_outcomes_needs_step_zero_and_a_later_step(steps):
-    with pytest.raises(ValueError, match="step 0"):
-        A.run_outcomes(_curve(steps, [0.0] * len(steps)), [1.0])
+from rmteach.study import analysis as A
+from rmteach.study import claims as C
 
 
 def test_predictors_prefer_agreement_with_ground_truth():
@@ -201,16 +162,16 @@ def _with_perfect(rate):
 
 def test_claim_a_from_data():
     a = _claims(_with_perfect(0.5), transformed={"perfect"})[0]
-    assert a["id"] == "a" and a["status"] == A.HELD
+    assert a["id"] == "a" and a["status"] == C.HELD
     e = a["evidence"]["A"]
     assert e["perfect"] == "perfect" and e["n_less_accurate"] == 5 and e["n_faster"] == 5
     assert e["fastest_less_accurate"] == "r4" and e["fastest_value"] == pytest.approx(5.05)
     # The perfect RM fastest everywhere: not held.
-    assert _claims(_with_perfect(9.0), transformed={"perfect"})[0]["status"] == A.NOT_HELD
+    assert _claims(_with_perfect(9.0), transformed={"perfect"})[0]["status"] == C.NOT_HELD
     # Without a transform (and no role) nothing is the perfect low-variance RM.
-    assert _claims(_with_perfect(0.5))[0]["status"] == A.UNDETERMINED
+    assert _claims(_with_perfect(0.5))[0]["status"] == C.UNDETERMINED
     # A role marks it even without a transform.
-    assert _claims(_with_perfect(0.5), roles={"perfect": "perfect_low_variance"})[0]["status"] == A.HELD
+    assert _claims(_with_perfect(0.5), roles={"perfect": "perfect_low_variance"})[0]["status"] == C.HELD
 
 
 def test_claim_b_compares_signed_spearman_per_policy():
@@ -220,24 +181,24 @@ def test_claim_b_compares_signed_spearman_per_policy():
     off = np.array([OFFACC[k] for k in RATES])
     assert b["evidence"]["A"]["offpolicy_spearman"] == pytest.approx(_spearman_by_hand(off, y))
     assert b["evidence"]["A"]["variance_spearman"] == pytest.approx(0.9)
-    assert b["status"] == A.HELD and "pooled" in b["evidence"]
+    assert b["status"] == C.HELD and "pooled" in b["evidence"]
     # Make off-policy accuracy track the outcome exactly: variance no longer wins.
     runs = _runs()
     for r in runs:
         r["predictors"]["offpolicy_accuracy"] = RATES[r["reward_model"]]
-    assert _claims(runs)[1]["status"] == A.NOT_HELD
+    assert _claims(runs)[1]["status"] == C.NOT_HELD
     # Two RMs: undefined.
-    assert _claims(_runs(rates={"r1": 1.0, "r2": 2.0}))[1]["status"] == A.UNDETERMINED
+    assert _claims(_runs(rates={"r1": 1.0, "r2": 2.0}))[1]["status"] == C.UNDETERMINED
 
 
 def test_claim_c_best_differs_or_says_why_not():
     runs = _runs(policies=("A", "B"), rates={"r1": 4.8, "r2": 1.0, "r3": 5.0})
     c = _claims(runs)[2]
-    assert c["evidence"]["best"] == {"A": "r3", "B": "r1"} and c["status"] == A.HELD  # r1 + 0.5 bump on B
+    assert c["evidence"]["best"] == {"A": "r3", "B": "r1"} and c["status"] == C.HELD  # r1 + 0.5 bump on B
     runs = _runs(policies=("A", "B"), rates={"r1": 1.0, "r2": 2.0, "r4": 5.0})
     c = _claims(runs)[2]
-    assert c["status"] == A.NOT_HELD
+    assert c["status"] == C.NOT_HELD
     assert c["summary"].startswith("r4 is the best teacher for every policy, and it induces the highest reward variance")
     assert c["summary"].split("; ")[1].startswith("A: best r4 5.050 (runner-up r2 2.050, margin 3.000")
     assert c["evidence"]["policies"]["A"]["margin"] == pytest.approx(3.0)
-    assert _claims(_runs())[2]["status"] == A.UNDETERMINED  # one policy
+    assert _claims(_runs())[2]["status"] == C.UNDETERMINED  # one policy

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from rmteach.config import EvaluateConfig, load_config, parse_overrides
-from rmteach.errors import UserError
+from rmteach.core.config import load_config, parse_overrides
+from rmteach.evaluate.config import EvaluateConfig
+from rmteach.core.errors import UserError
 
 BASE = {
     "policy": {"path": "./pol"},

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from rmteach.config import DataConfig
-from rmteach.data import hash_prompts, load_preferences, load_prompts
-from rmteach.errors import UserError
+from rmteach.core.blocks import DataConfig
+from rmteach.core.data import hash_prompts, load_preferences, load_prompts
+from rmteach.core.errors import UserError
 
 
 def _jsonl(path, rows):

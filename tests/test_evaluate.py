@@ -240,9 +240,10 @@ def test_one_reward_model_in_memory_at_a_time(tiny, tmp_path, monkeypatch):
     import gc
     import weakref
 
-    from rmteach import rewards
-    from rmteach.config import EvaluateConfig, load_config
-    from rmteach.evaluate import evaluate
+    from rmteach.backends import reward_hf as rewards
+    from rmteach.core.config import load_config
+    from rmteach.evaluate.config import EvaluateConfig
+    from rmteach.evaluate.run import evaluate
 
     alive: list[weakref.ref] = []
     original = rewards.HFRewardModel.__init__

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from rmteach import metrics
+from rmteach.core import metrics
 
 
 def test_normalization_by_hand():

@@ -7,7 +7,7 @@ import base64
 import pytest
 from matplotlib.figure import Figure
 
-from rmteach.report.html import fig_to_png, html_page, html_table, png_data_uri
+from rmteach.core.html import fig_to_png, html_page, html_table, png_data_uri
 
 
 def _figure() -> Figure:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rmteach.config import RewardModelConfig, ScaleTransform
-from rmteach.rewards import apply_transform, load_reward_model, scaled_prompt_mask
+from rmteach.core.blocks import RewardModelConfig, ScaleTransform
+from rmteach.backends.rewards import apply_transform, load_reward_model, scaled_prompt_mask
 
 PROMPTS = ["w1 w2", "w3", "w4 w5 w6 w7", "w0"] * 3
 RESPONSES = ["w1", "w2 w3 w4 w5 w6", "w7 w8", "w9 w10 w11 w0 w1 w2 w3"] * 3
@@ -44,20 +43,24 @@ def test_other_tokenizer_really_differs(tiny):
     assert a("w1").input_ids != b("w1").input_ids and b.chat_template is None
 
 
-def test_scale_mask_is_the_seeded_hash_by_hand():
-    t = ScaleTransform(fraction=0.5, factor=0.001, seed=3)
-    prompts = [f"prompt {i}" for i in range(200)]
-    by_hand = [
-        int.from_bytes(hashlib.sha256(f"3\x00{p}".encode()).digest()[:8], "big") / 2**64 < 0.5 for p in prompts
-    ]
-    assert scaled_prompt_mask(prompts, t).tolist() == by_hand
-    assert 70 < sum(by_hand) < 130  # about half
-    r = np.arange(200, dtype=float)
-    out = apply_transform(r, prompts, t)
-    np.testing.assert_allclose(out, np.where(by_hand, r * 0.001, r))
-    # The same prompt text is scaled the same way wherever it appears.
-    assert scaled_prompt_mask(prompts[:5] * 2, t).tolist() == by_hand[:5] * 2
-
+def test_scale_mask_depends_only_on_seed_and_prompt_text():
+    prompts = [f"prompt {i}" for i in range(400)]
+    half = scaled_prompt_mask(prompts, ScaleTransform(fraction=0.5, seed=3))
+    assert 160 <= half.sum() <= 240  # Binomial(400, 0.5) within 4 sd
+    # The same text is scaled the same way wherever it appears, whatever set it comes in.
+    shuffled = prompts[::-1][:57] + ["another prompt"]
+    assert scaled_prompt_mask(shuffled, ScaleTransform(fraction=0.5, seed=3)).tolist() == half[::-1][:57].tolist() + [
+        scaled_prompt_mask(["another prompt"], ScaleTransform(fraction=0.5, seed=3))[0]]
+    # A larger fraction scales a superset; fractions 0 and 1 scale none and all; another seed another half.
+    quarter = scaled_prompt_mask(prompts, ScaleTransform(fraction=0.25, seed=3))
+    assert (quarter <= half).all() and quarter.sum() < half.sum()
+    assert not scaled_prompt_mask(prompts, ScaleTransform(fraction=0.0, seed=3)).any()
+    assert scaled_prompt_mask(prompts, ScaleTransform(fraction=1.0, seed=3)).all()
+    other = scaled_prompt_mask(prompts, ScaleTransform(fraction=0.5, seed=4))
+    assert 120 <= (other != half).sum() <= 280  # independent halves disagree on about half the prompts
+    r = np.arange(400, dtype=float)
+    np.testing.assert_allclose(apply_transform(r, prompts, ScaleTransform(fraction=0.5, factor=0.001, seed=3)),
+                               np.where(half, r * 0.001, r))
 
 def test_transformed_callable_keeps_order_within_prompts():
     cfg = RewardModelConfig(name="s", callable="rm_fns:gold", transform=ScaleTransform(fraction=1.0, factor=0.001))

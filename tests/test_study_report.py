@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rmteach import analysis
-from rmteach.report import plots, study_report
+from rmteach.study import analysis, outcomes
+from rmteach.study.report import page as study_report, plots
 
 ROOT = Path(__file__).resolve().parents[1]
 RMS = {"a": (0.6, 0.6, 0.7), "b": (0.3, 0.7, 0.8), "c": (0.1, 1.0, 1.0), "gold": (0.2, 1.0, 1.0)}  # var, on, off
@@ -31,12 +31,12 @@ def make_study(name: str = "synthetic", rms=RMS, policies=("p", "q"), seeds=(0, 
                              "folder": f"runs/{pol}/{rm}/seed{seed}",
                              "predictors": {"reward_variance": var, "onpolicy_accuracy": on, "offpolicy_accuracy": off,
                                             "on_off_accuracy": (on + off) / 2},
-                             "outcomes": analysis.run_outcomes(curve, [0.5, 1.0]), "curve": curve})
+                             "outcomes": outcomes.run_outcomes(curve, [0.5, 1.0]), "curve": curve})
     result = analysis.analyze(runs, budgets=[0.5, 1.0], primary_outcome="gold_increase@1", include_ground_truth=False,
                               n_resamples=20, seed=0, roles={}, transformed={"c"})
     return {"schema": "rmteach.study/1", "name": name, "policies": list(policies),
             "reward_models": [r for r in rms if r != "gold"], "ground_truth": "gold", "seeds": list(seeds),
-            "primary_outcome": "gold_increase@1", "outcomes": analysis.outcome_names([0.5, 1.0]),
+            "primary_outcome": "gold_increase@1", "outcomes": outcomes.outcome_names([0.5, 1.0]),
             "predictors": list(analysis.PREDICTORS), "runs": runs, **result, "config": {"name": name, "seeds": list(seeds)}}
 
 

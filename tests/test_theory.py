@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from scipy.special import softmax as sp_softmax
 
-from rmteach import theory
-from rmteach.errors import UserError
+from rmteach.theory import experiments, sim
+from rmteach.theory import report as theory_report
+from rmteach.core.errors import UserError
 
 
 def _finite_difference(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
@@ -37,8 +38,8 @@ def test_tabular_gradient_matches_finite_differences(lam):
     theta, theta_ref = rng.normal(size=(3, 6)), rng.normal(size=(3, 6))
     reward = rng.uniform(-1, 1, (3, 6))
     fd = _finite_difference(lambda th: _tabular_phi(th, theta_ref, reward, lam), theta)
-    np.testing.assert_allclose(theory.tabular_gradient(theta, theta_ref, reward, lam), fd, atol=1e-9)
-    assert theory.tabular_objective(theta, theta_ref, reward, lam) == pytest.approx(
+    np.testing.assert_allclose(sim.tabular_gradient(theta, theta_ref, reward, lam), fd, atol=1e-9)
+    assert sim.tabular_objective(theta, theta_ref, reward, lam) == pytest.approx(
         _tabular_phi(theta, theta_ref, reward, lam), rel=1e-12)
 
 
@@ -46,7 +47,7 @@ def test_tabular_gradient_is_the_closed_form_for_lambda_zero():
     rng = np.random.default_rng(1)
     theta = rng.normal(size=(2, 4, 7)) * 3  # (B, S, Y)
     reward, gold = rng.uniform(-1, 1, (2, 4, 7)), rng.uniform(-1, 1, (4, 7))
-    grad, gold_mean = theory.TabularField(rng.normal(size=(4, 7)), reward, gold)(theta)
+    grad, gold_mean = sim.TabularField(rng.normal(size=(4, 7)), reward, gold)(theta)
     for b, x in itertools.product(range(2), range(4)):
         pi = np.exp(theta[b, x]) / np.exp(theta[b, x]).sum()
         expected = pi * (reward[b, x] - pi @ reward[b, x]) / 4  # / |S|: the objective is a mean over prompts
@@ -65,9 +66,9 @@ def test_kl_gradient_matches_finite_differences():
                         for a, b in zip(th, theta_ref)])
 
     # With zero reward and lam = 1 the objective is -KL.
-    grad = theory.tabular_gradient(theta, theta_ref, np.zeros((2, 5)), lam=1.0)
+    grad = sim.tabular_gradient(theta, theta_ref, np.zeros((2, 5)), lam=1.0)
     np.testing.assert_allclose(grad, -_finite_difference(kl, theta), atol=1e-9)
-    assert np.allclose(theory.tabular_gradient(theta_ref, theta_ref, np.zeros((2, 5)), lam=1.0), 0.0)
+    assert np.allclose(sim.tabular_gradient(theta_ref, theta_ref, np.zeros((2, 5)), lam=1.0), 0.0)
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.4])
@@ -86,7 +87,7 @@ def test_autoregressive_gradient_matches_finite_differences(lam):
         pi, ref = policy(p), policy(params_ref)
         return sum(pi[k] * (reward[k] - lam * math.log(pi[k] / ref[k])) for k in pi) / S
 
-    field = theory.AutoregressiveField(params_ref, reward, reward, S, V, lam)
+    field = sim.AutoregressiveField(params_ref, reward, reward, S, V, lam)
     np.testing.assert_allclose(field(params)[0], _finite_difference(phi, params), atol=1e-9)
 
 
@@ -99,7 +100,7 @@ def test_flow_matches_the_exact_two_output_solution():
     reward = np.array([[1.0, 0.0]])
     exact = (F(p0 + gamma) - F(p0)) / 2
     for adaptive, step in [(True, 0.005), (False, 0.01)]:
-        flow = theory.gradient_flow(theta_ref[None], theory.TabularField(theta_ref, reward, reward), gamma, step,
+        flow = sim.gradient_flow(theta_ref[None], sim.TabularField(theta_ref, reward, reward), gamma, step,
                                     adaptive=adaptive)
         assert flow.t_gamma[0] == pytest.approx(exact, rel=0.01)
 
@@ -107,8 +108,8 @@ def test_flow_matches_the_exact_two_output_solution():
 @pytest.mark.parametrize("adaptive, step", [(True, 0.04), (False, 2.0)])
 def test_halving_the_step_changes_t_gamma_by_under_two_percent(adaptive, step):
     kw = dict(n_prompts=4, n_outputs=30, alphas=(1.0, 0.3, 0.1), adaptive=adaptive)
-    t1 = np.array(theory.variance_tabular(step=step, **kw)["t_gamma"])
-    t2 = np.array(theory.variance_tabular(step=step / 2, **kw)["t_gamma"])
+    t1 = np.array(experiments.variance_tabular(step=step, **kw)["t_gamma"])
+    t2 = np.array(experiments.variance_tabular(step=step / 2, **kw)["t_gamma"])
     assert np.all(np.abs(t1 / t2 - 1) < 0.02)
 
 
@@ -120,31 +121,31 @@ def test_reward_variance_and_accuracy_against_pair_sums():
     for x in range(3):
         pairs = [(i, j) for i in range(5) for j in range(5) if i != j]
         half_sq = sum(pi[x, i] * pi[x, j] * (r[x, i] - r[x, j]) ** 2 / 2 for i, j in pairs)
-        assert theory.reward_variance(pi, r)[x] == pytest.approx(half_sq, rel=1e-12)
+        assert sim.reward_variance(pi, r)[x] == pytest.approx(half_sq, rel=1e-12)
         agree = {(i, j): float(np.sign(r[x, i] - r[x, j]) == np.sign(g[x, i] - g[x, j])) for i, j in pairs}
         uniform = sum(agree.values()) / len(pairs)
         weighted = sum(pi[x, i] * pi[x, j] * a for (i, j), a in agree.items()) / sum(
             pi[x, i] * pi[x, j] for i, j in pairs)
-        assert theory.pairwise_accuracy(r, g)[x] == pytest.approx(uniform, rel=1e-12)
-        assert theory.pairwise_accuracy(r, g, pi)[x] == pytest.approx(weighted, rel=1e-12)
+        assert sim.pairwise_accuracy(r, g)[x] == pytest.approx(uniform, rel=1e-12)
+        assert sim.pairwise_accuracy(r, g, pi)[x] == pytest.approx(weighted, rel=1e-12)
 
 
 def test_shrink_likely_keeps_the_ranking_and_lowers_the_variance():
-    theta_ref, gold = theory.tabular_instance(5, 40, seed=5)
-    pi0 = theory.softmax(theta_ref)
-    np.testing.assert_allclose(theory.shrink_likely(gold, pi0, 1.0), gold, atol=1e-15)
+    theta_ref, gold = experiments.tabular_instance(5, 40, seed=5)
+    pi0 = sim.softmax(theta_ref)
+    np.testing.assert_allclose(sim.shrink_likely(gold, pi0, 1.0), gold, atol=1e-15)
     variances = []
     for alpha in (0.5, 0.1, 0.01):
-        r = theory.shrink_likely(gold, pi0, alpha, mass=0.9)
-        assert np.all(theory.pairwise_accuracy(r, gold) == 1.0)
+        r = sim.shrink_likely(gold, pi0, alpha, mass=0.9)
+        assert np.all(sim.pairwise_accuracy(r, gold) == 1.0)
         assert r.min() >= gold.min() - 1e-12 and r.max() <= gold.max() + 1e-12
-        variances.append(theory.reward_variance(pi0, r).mean())
+        variances.append(sim.reward_variance(pi0, r).mean())
     assert variances[0] > variances[1] > variances[2]
 
 
-@pytest.mark.parametrize("sweep", [theory.variance_tabular, theory.variance_autoregressive])
+@pytest.mark.parametrize("sweep", [experiments.variance_tabular, experiments.variance_autoregressive])
 def test_lower_variance_means_slower_with_slope_at_most_minus_a_third(sweep):
-    small = dict(n_prompts=4, n_outputs=40) if sweep is theory.variance_tabular else dict(n_prompts=3, vocab=5)
+    small = dict(n_prompts=4, n_outputs=40) if sweep is experiments.variance_tabular else dict(n_prompts=3, vocab=5)
     res = sweep(alphas=tuple(np.geomspace(0.01, 1.0, 5)), **small)
     var, t = np.array(res["variance"]), np.array(res["t_gamma"], dtype=float)
     order = np.argsort(var)
@@ -158,7 +159,7 @@ def test_lower_variance_means_slower_with_slope_at_most_minus_a_third(sweep):
 
 
 def test_perfectly_accurate_low_variance_rm_is_at_least_10x_slower():
-    res = theory.experiment_accuracy(n_prompts=3, n_outputs=30)
+    res = experiments.experiment_accuracy(n_prompts=3, n_outputs=30)
     truth, accurate, inaccurate = res["rms"]
     assert accurate["accuracy"] == 1.0 and accurate["onpolicy_accuracy"] == 1.0
     assert inaccurate["accuracy"] <= 2 / 30
@@ -168,7 +169,7 @@ def test_perfectly_accurate_low_variance_rm_is_at_least_10x_slower():
 
 
 def test_each_rm_is_fast_for_one_mirror_policy_and_slow_for_the_other():
-    res = theory.experiment_policies(n_prompts=2, n_outputs=10)
+    res = experiments.experiment_policies(n_prompts=2, n_outputs=10)
     (a1, a2), (b1, b2) = res["t_gamma"]
     assert res["start_gold"][0] == pytest.approx(res["start_gold"][1])
     assert a1 < a2 and b2 < b1
@@ -178,7 +179,7 @@ def test_each_rm_is_fast_for_one_mirror_policy_and_slow_for_the_other():
 
 def test_run_writes_json_plots_and_html(tmp_path):
     out = tmp_path / "theory"
-    result = theory.run(out, "all", seed=1)
+    result = experiments.run(out, "all", seed=1)
     assert sorted(p.name for p in out.iterdir()) == [
         "accuracy.png", "policies.png", "theory.html", "theory.json", "variance.png"]
     on_disk = json.loads((out / "theory.json").read_text())
@@ -190,12 +191,12 @@ def test_run_writes_json_plots_and_html(tmp_path):
     page = (out / "theory.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") == 3
     assert "http" not in page
-    section = theory.theory_html_section(result, out)
+    section = theory_report.theory_html_section(result, out)
     assert section.startswith("<section") and section.count("<img") == 3
 
 
 def test_run_one_experiment(tmp_path):
-    result = theory.run(tmp_path, "policies")
+    result = experiments.run(tmp_path, "policies")
     assert list(result["experiments"]) == ["policies"]
     assert not (tmp_path / "variance.png").exists()
 
@@ -203,13 +204,13 @@ def test_run_one_experiment(tmp_path):
 @pytest.mark.parametrize("bad", ["Variance", "", "bogus"])
 def test_bad_experiment_is_a_user_error_naming_the_choices(tmp_path, bad):
     with pytest.raises(UserError, match="variance, accuracy, policies, all"):
-        theory.run(tmp_path / "out", bad)
+        experiments.run(tmp_path / "out", bad)
     assert not (tmp_path / "out").exists()
 
 
 def test_bad_seed_and_out_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="--seed"):
-        theory.run(tmp_path / "out", "policies", seed=-1)
+        experiments.run(tmp_path / "out", "policies", seed=-1)
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="is a file"):
-        theory.run(tmp_path / "file", "policies")
+        experiments.run(tmp_path / "file", "policies")

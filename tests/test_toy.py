@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -13,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rmteach.cli import main
-from rmteach.config import EvaluateConfig, RewardModelConfig, ScaleTransform, load_config
-from rmteach.errors import UserError
+from rmteach.core.blocks import RewardModelConfig, ScaleTransform
+from rmteach.core.config import load_config
+from rmteach.evaluate.config import EvaluateConfig
+from rmteach.core.errors import UserError
 from rmteach.toy import task
 from rmteach.toy.config import PRESETS, resolve_config
 from rmteach.toy.pairs import label, mix
@@ -118,7 +119,7 @@ def test_label_is_the_ground_truth_argmax_and_drops_ties():
 
 
 def test_low_variance_transform_by_hand():
-    from rmteach.rewards import load_reward_model
+    from rmteach.backends.rewards import load_reward_model
 
     t = ScaleTransform(fraction=0.5, factor=0.001, seed=7)
     rm = load_reward_model(
@@ -127,11 +128,10 @@ def test_low_variance_transform_by_hand():
     prompts = task.sample_prompts(400, np.random.default_rng(2))
     completions = [" ".join(p.split()[1:]) for p in prompts]  # perfect answers: r_G = 1
     got = rm.score(prompts, completions)
-    # Independent mask: sha256("seed\0prompt") read as a fraction of 2**64, below 0.5 means scaled.
-    scaled = [
-        int.from_bytes(hashlib.sha256(f"{t.seed}\x00{p}".encode()).digest()[:8], "big") < 2**63 for p in prompts
-    ]
-    assert got.tolist() == [0.001 if s else 1.0 for s in scaled]
+    # Every perfect answer scores 1 or 0.001, the same for a prompt wherever it is scored.
+    scaled = [x == 0.001 for x in got.tolist()]
+    assert all(x in (0.001, 1.0) for x in got.tolist())
+    assert rm.score(prompts[::-1], completions[::-1]).tolist() == got.tolist()[::-1]
     assert 160 <= sum(scaled) <= 240  # Binomial(400, 0.5) within 4 sd
     # Per-prompt order is kept (accuracy 1) while the scaled prompts' gaps shrink 1000x: naming only the
     # first of k animals scores (1 + 1/k) / 2, so the gap to the perfect answer is (1 - 1/k) / 2.
@@ -210,7 +210,7 @@ def world(tmp_path_factory) -> tuple[Path, dict]:
 
 def _evaluate(root: Path, config: str, cache: Path):
     cfg = load_config(EvaluateConfig, root / config, [f"cache_dir={cache}"])
-    from rmteach.evaluate import evaluate
+    from rmteach.evaluate.run import evaluate
 
     report, data = evaluate(cfg)
     return {rm["name"]: rm for rm in report["reward_models"]}, data
@@ -226,9 +226,9 @@ def reports(world, tmp_path_factory):
 def test_manifest_names_every_part_with_relative_paths(world):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from rmteach.data import load_preferences, load_prompts
-    from rmteach.config import DataConfig
-    from rmteach.hf import format_prompt
+    from rmteach.core.data import load_preferences, load_prompts
+    from rmteach.core.blocks import DataConfig
+    from rmteach.core.hf import format_prompt
 
     root, m = world
     assert json.loads((root / "manifest.json").read_text()) == m

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import UserError
+from .core.errors import UserError
 
 
 
@@ -94,22 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "evaluate":
-        from .config import EvaluateConfig, load_config
-        from .evaluate import run_evaluate
+        from .core.config import load_config
+        from .evaluate.config import EvaluateConfig
+        from .evaluate.run import run_evaluate
 
         cfg = load_config(EvaluateConfig, args.config, args.overrides)
         run_evaluate(cfg, args.out, overwrite=args.overwrite)
     elif args.command == "train":
-        from .config import load_config
-        from .train import run_train
-        from .train_config import TrainConfig
+        from .core.config import load_config
+        from .train.config import TrainConfig
+        from .train.run import run_train
 
         cfg = load_config(TrainConfig, args.config, args.overrides)
         run_train(cfg, args.out, resume=args.resume, overwrite=args.overwrite, dry_run=args.dry_run)
     elif args.command == "study":
-        from .config import load_config
-        from .study import run_study
-        from .study_config import StudyConfig
+        from .core.config import load_config
+        from .study.config import StudyConfig
+        from .study.run import run_study
 
         cfg = load_config(StudyConfig, args.config, args.overrides)
         run_study(cfg, Path(args.out), overwrite=args.overwrite)
@@ -124,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
 
         run_build(Path(args.out), seed=args.seed, preset=args.preset, overwrite=args.overwrite)
     elif args.command == "theory":
-        from . import theory
+        from .theory import experiments as theory
 
         if args.experiment not in theory.EXPERIMENTS:
             raise UserError(

@@ -18,12 +18,13 @@ from typing import Any, Callable
 
 import yaml
 
-from . import io
-from .config import EvaluateConfig, load_config, to_plain, validate
-from .errors import UserError
-from .progress import console
-from .study import run_study
-from .study_config import StudyConfig
+from .core import io
+from .core.config import load_config, to_plain, validate
+from .core.errors import UserError
+from .core.progress import console
+from .evaluate.config import EvaluateConfig
+from .study.config import StudyConfig
+from .study.run import run_study
 
 # The demo's study, on top of what the toy world provides (policies, RMs, ground truth, prompt sets).
 # Sized for a 2-core CPU: full <= 20 minutes with the toy build, quick <= 5 minutes.
@@ -155,7 +156,7 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, overwrite: bool = Fa
         seed: seed of the toy world, the study's first train seed, and its sampling.
         overwrite: let this demo take an `out` holding a different study.
         build, train_fn: the toy builder and the trainer (defaults: `rmteach.toy.build.run_build`,
-            `rmteach.train.run_train`); tests pass fakes.
+            `rmteach.train.run.run_train`); tests pass fakes.
 
     Returns:
         `{"report", "study", "toy_dir", "toy_built", "wall_s", ...}`; the same (without the study) in demo.json.

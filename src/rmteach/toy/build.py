@@ -10,7 +10,7 @@ Steps, each a resumable part (`rmteach.toy.parts`) in its own folder under `--ou
    paper's RMs start from the SFT model): one per on-policy share (100/75/50/25/0 %, same total size), and
    one trained on a narrow slice (off-policy pairs whose chosen answer is the longer one: a length-biased RM
    with high variance and poor accuracy, the paper's Section 4.2 case).
-5. `evaluate.yaml`, `evaluate_<policy>.yaml` and, last, `manifest.json` (paths relative to `--out`).
+5. `evaluate.yaml`, `evaluate_<policy>.yaml` and, last, `manifest.json` (`toy.manifest`; paths relative to `--out`).
 
 The ground truth (`rmteach.toy.task:ground_truth`) and the perfectly accurate, low-variance RM (the ground
 truth with a `ScaleTransform`) are callables, recorded in the manifest and the configs.
@@ -25,24 +25,20 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import yaml
 
-from .. import io
-from ..config import EvaluateConfig, ScaleTransform, validate
-from ..data import write_jsonl
-from ..errors import UserError
-from ..progress import console
+from ..core import io
+from ..core.data import write_jsonl
+from ..core.errors import UserError
+from ..core.progress import console
 from . import task
 from .config import PolicySpec, ToyConfig, resolve_config, rm_prompt_count
 from .fit import FitSettings, fit_policy, fit_reward_model
 from .pairs import Row, mix, sampled_pairs, writer_pairs
-from .parts import Job, Part, derive_seed, file_sha256, run_jobs
+from .manifest import LONG_RM, SCHEMA, build_manifest, evaluate_config, mix_name, write_yaml
+from .parts import Job, Part, derive_seed, run_jobs
 
-SCHEMA = "rmteach.toy/1"
 PART_FOLDERS = ("data", "policies", "on_policy", "reward_models")
-GROUND_TRUTH = "rmteach.toy.task:ground_truth"
 MAX_LEN = 64  # positions of the tiny models: a conversation is at most ~25 tokens
-RM_BATCH = 128  # scoring batch written into the evaluate configs
 
 
 def read_jsonl(path: Path) -> list[Row]:
@@ -168,7 +164,7 @@ def build_reward_model(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ..hf import from_pretrained
+    from ..core.hf import from_pretrained
 
     d = part.start()
     s = derive_seed(seed, f"rm:{name}")
@@ -184,121 +180,9 @@ def build_reward_model(
     return {"train_pairs": len(pairs), "on_policy_pairs": n_on, "train_accuracy": round(acc, 6)}
 
 
-def mix_name(share: float) -> str:
-    """`rm_on75` for share 0.75."""
-    return f"rm_on{int(round(share * 100))}"
-
-
-LONG_RM = "rm_long"
-
-
 def longer_chosen(row: Row) -> bool:
     """The narrow slice of the length-biased RM: pairs whose chosen answer has more words."""
     return len(row["chosen"].split()) > len(row["rejected"].split())
-
-
-# ----------------------------------------------------------------------------------------------------------
-# 5. Configs and manifest
-
-
-def low_variance_transform(cfg: ToyConfig, seed: int) -> ScaleTransform:
-    """The paper's perfectly accurate, low-variance RM: the ground truth scaled on a seeded share of prompts.
-
-    Its seed is the world's: the transform hashes (seed, prompt text), so that is all it needs.
-    """
-    z = cfg.zoo
-    return ScaleTransform(fraction=z.low_variance_fraction, factor=z.low_variance_factor, seed=seed)
-
-
-def zoo_entries(cfg: ToyConfig, seed: int, infos: dict[str, dict[str, Any]], root: Path) -> list[dict[str, Any]]:
-    """The zoo as manifest entries: each has a `config` block that is a valid `RewardModelConfig`."""
-    entries = []
-    for share in cfg.zoo.mixes:
-        name = mix_name(share)
-        entries.append({
-            "name": name, "role": "mixed", "onpolicy_fraction": share,
-            "description": f"Bradley-Terry on {int(round(share * 100))}% on-policy pairs (rest off-policy)",
-            "config": {"name": name, "path": f"reward_models/{name}", "batch_size": RM_BATCH},
-            "weights_sha256": file_sha256(root / "reward_models" / name / "model.safetensors"),
-            **infos[name],
-        })
-    entries.append({
-        "name": LONG_RM, "role": "high_variance_inaccurate", "onpolicy_fraction": 0.0,
-        "description": "Bradley-Terry on the off-policy pairs whose chosen answer is longer: learns length",
-        "config": {"name": LONG_RM, "path": f"reward_models/{LONG_RM}", "batch_size": RM_BATCH},
-        "weights_sha256": file_sha256(root / "reward_models" / LONG_RM / "model.safetensors"),
-        **infos[LONG_RM],
-    })
-    t = low_variance_transform(cfg, seed)
-    entries.append({
-        "name": "gt_lowvar", "role": "perfect_accuracy_low_variance",
-        "description": f"the ground truth, rewards x{t.factor} on a seeded {t.fraction:.0%} of prompts",
-        "config": {"name": "gt_lowvar", "callable": GROUND_TRUTH, "transform": t.model_dump(mode="json")},
-    })
-    return entries
-
-
-def evaluate_config(policy: str, zoo: list[dict[str, Any]], cfg: ToyConfig) -> dict[str, Any]:
-    """An `EvaluateConfig` (as plain data, paths relative to `--out`) for one policy and the whole zoo."""
-    data = {
-        "policy": {"path": f"policies/{policy}", "name": policy},
-        "reward_models": [e["config"] for e in zoo],
-        "ground_truth": {"name": "ground_truth", "callable": GROUND_TRUTH},
-        "prompts": {"path": "data/prompts_eval.jsonl"},
-        "preferences": {"path": "data/preferences_off_policy_test.jsonl"},
-        "sampling": {"samples_per_prompt": cfg.sampling.samples_per_prompt, "temperature": cfg.sampling.temperature,
-                     "top_p": 1.0, "max_new_tokens": cfg.sampling.max_new_tokens,
-                     "batch_size": cfg.sampling.batch_size, "seed": 0},
-        "device": "cpu",
-        "dtype": "float32",
-    }
-    validate(EvaluateConfig, data, source=f"generated evaluate config for '{policy}'")  # a bug if it fails
-    return data
-
-
-def write_yaml(path: Path, data: dict[str, Any], comment: str) -> None:
-    io.write_text(path, f"# {comment}\n" + yaml.safe_dump(data, sort_keys=False, width=120))
-
-
-def build_manifest(cfg: ToyConfig, seed: int, root: Path, infos: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """manifest.json's content: everything a study config needs, paths relative to the world's folder."""
-    zoo = zoo_entries(cfg, seed, infos, root)
-    policies = [{
-        "name": p.name, "path": f"policies/{p.name}", "arch": p.arch, "description": p.description,
-        "role": "first" if i == 0 else "other",
-        "weights_sha256": file_sha256(root / "policies" / p.name / "model.safetensors"),
-        **infos[f"policy:{p.name}"],
-    } for i, p in enumerate(cfg.policies)]
-    return {
-        "schema": SCHEMA,
-        "seed": seed,
-        "preset": cfg.preset,
-        "task": {
-            "description": "list the animals the prompt names (English or Spanish), in order, nothing else",
-            "ground_truth": GROUND_TRUTH,
-            "reward_range": list(task.REWARD_RANGE),
-            "vocabulary": list(task.WORDS),
-            "max_response_words": task.MAX_RESPONSE_WORDS,
-            "labels": "argmax of the ground truth; tied pairs dropped",
-        },
-        "prompts": {"train": "data/prompts_train.jsonl", "eval": "data/prompts_eval.jsonl"},
-        "preferences": {
-            "off_policy": {"train": "data/preferences_off_policy_train.jsonl",
-                           "test": "data/preferences_off_policy_test.jsonl"},
-            "on_policy": {"train": "on_policy/preferences_on_policy_train.jsonl",
-                          "test": "on_policy/preferences_on_policy_test.jsonl", "policy": cfg.policies[0].name},
-        },
-        "policies": policies,
-        "reward_models": zoo,
-        "ground_truth": {"name": "ground_truth", "callable": GROUND_TRUTH},
-        "sampling": cfg.sampling.model_dump(mode="json"),
-        "configs": {
-            "evaluate": "evaluate.yaml",
-            "evaluate_per_policy": {p.name: f"evaluate_{p.name}.yaml" for p in cfg.policies},
-        },
-        "counts": infos["data"] | infos["on_policy"],
-        "config": cfg.model_dump(mode="json"),
-    }
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -368,7 +252,7 @@ def run_build(
                 raise UserError(f"--out {root} already has a '{name}' that no toy build wrote; choose another folder")
     root.mkdir(parents=True, exist_ok=True)
     io.write_json(root / "build.json", {"schema": SCHEMA, "config": ident})
-    from ..hf import quiet
+    from ..core.hf import quiet
 
     quiet()
     t0 = time.perf_counter()

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..config import Strict, deep_merge, validate
-from ..errors import UserError
+from ..core.config import Strict, deep_merge, validate
+from ..core.errors import UserError
 from .task import Style
 
 

@@ -3,7 +3,7 @@
 Labels are the argmax of r_G: the response with the higher ground-truth reward is `chosen`; pairs whose two
 responses tie under r_G (identical answers, or equally good ones) are dropped, so every kept pair carries a
 strict preference. Off-policy pairs are two answers of the off-policy writer (`task.write_response`);
-on-policy pairs are two samples of a policy, drawn through `rmteach.policy.sample_responses`, the same code
+on-policy pairs are two samples of a policy, drawn through `rmteach.backends.sampler.sample_responses`, the same code
 `rmteach evaluate` samples with.
 """
 
@@ -15,9 +15,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..config import PolicyConfig, SamplingConfig
-from ..data import Prompt
-from ..errors import UserError
+from ..core.blocks import PolicyConfig, SamplingConfig
+from ..core.errors import UserError
 from .task import Style, score, write_response
 
 Row = dict[str, Any]
@@ -86,10 +85,10 @@ def sampled_pairs(
         samples_per_prompt=2 * rounds, temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens,
         batch_size=max(1, batch_size // (2 * rounds)), seed=seed,
     )
-    from ..policy import sample_responses
+    from ..backends.sampler import sample_responses
 
     responses = sample_responses(
-        PolicyConfig(path=str(policy_path)), [Prompt(str(i), p) for i, p in enumerate(prompts)], sampling,
+        PolicyConfig(path=str(policy_path)), list(prompts), sampling,
         device="cpu", dtype="float32", progress=progress,
     )  # (n_prompts, 2 * rounds)
     rows: list[Row] = []

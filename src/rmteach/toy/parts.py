@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import io
+from ..core import io
 
 INPUTS = "inputs.json"
 # Bump when a change to the toy code changes what a part contains for the same inputs.
@@ -117,7 +117,7 @@ def _init_child(queue: Any) -> None:
 
     import torch
 
-    from ..hf import quiet
+    from ..core.hf import quiet
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     _QUEUE, _PARENT = queue, os.getppid()
@@ -154,7 +154,7 @@ def run_jobs(jobs: list[Job], *, workers: int, title: str) -> dict[str, dict[str
     from multiprocessing import get_context
     from queue import Empty
 
-    from ..progress import console, progress_bar
+    from ..core.progress import console, progress_bar
 
     infos: dict[str, dict[str, Any]] = {}
     todo = []

@@ -1,0 +1,145 @@
+"""Reward models: one protocol, the backends' registry, transforms, and scoring on the (prompt, sample) grid.
+
+A backend scores (prompt, completion) text pairs and returns one float each. Backends, one file each:
+`reward_hf` (a Hugging Face sequence classifier) and `reward_callable` (a Python function with TRL's reward
+signature). A new backend is one file plus one line in `BACKENDS`. `TransformedRewardModel` wraps any of
+them with the paper's low-variance transform. `score_grid` is how every command scores samples: K responses
+per prompt in, an (n, K) array of finite rewards out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from ..core.blocks import RewardModelConfig, ScaleTransform
+from ..core.errors import UserError
+
+Progress = Callable[[int], None]
+
+
+class RewardModel(Protocol):
+    """What every backend offers."""
+
+    name: str
+
+    def score(
+        self, prompts: Sequence[str], completions: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Rewards of shape (n,) as float64 for n (prompt, completion) pairs."""
+        ...
+
+    def close(self) -> None:
+        """Free the weights (GPU memory must not grow with the number of RMs scored)."""
+        ...
+
+
+def _hf(cfg: RewardModelConfig, device: str, dtype: str) -> RewardModel:
+    from .reward_hf import HFRewardModel
+
+    return HFRewardModel(cfg, device=device, dtype=dtype)
+
+
+def _callable(cfg: RewardModelConfig, device: str, dtype: str) -> RewardModel:
+    from .reward_callable import CallableRewardModel
+
+    return CallableRewardModel(cfg)
+
+
+# Which backend a config names: the first whose key is set (`path` -> hf, `callable` -> callable).
+BACKENDS: dict[str, Callable[[RewardModelConfig, str, str], RewardModel]] = {"path": _hf, "callable": _callable}
+
+
+def load_reward_model(cfg: RewardModelConfig, *, device: str = "cpu", dtype: str = "float32") -> RewardModel:
+    """Build the backend a config names, wrapped in its transform if it has one."""
+    key = next(k for k in BACKENDS if getattr(cfg, k) is not None)
+    rm = BACKENDS[key](cfg, device, dtype)
+    return TransformedRewardModel(rm, cfg.transform) if cfg.transform is not None else rm
+
+
+def check_reward_source(cfg: RewardModelConfig, what: str) -> None:
+    """Fail before any weights load: a local model folder that does not exist, a callable that does not import."""
+    from ..core.hf import check_model_ref
+    from .reward_callable import import_callable
+
+    if cfg.path is not None:
+        check_model_ref(cfg.path, what)
+    else:
+        import_callable(cfg.callable, what)
+
+
+def scaled_prompt_mask(prompts: Sequence[str], t: ScaleTransform) -> np.ndarray:
+    """Which prompts a `ScaleTransform` scales: a seeded hash of the prompt text mapped to [0, 1) < fraction.
+
+    The choice depends only on (seed, prompt text), so it agrees across evaluation and training sets.
+
+    >>> scaled_prompt_mask(["a", "b"], ScaleTransform(fraction=1.0)).tolist()
+    [True, True]
+    """
+    u = []
+    for p in prompts:
+        digest = hashlib.sha256(f"{t.seed}\x00{p}".encode()).digest()
+        u.append(int.from_bytes(digest[:8], "big") / 2.0**64)
+    return np.asarray(u) < t.fraction
+
+
+def apply_transform(rewards: np.ndarray, prompts: Sequence[str], t: ScaleTransform | None) -> np.ndarray:
+    """Apply an RM transform to raw rewards of the given prompts (identity when `t` is None)."""
+    r = np.asarray(rewards, dtype=np.float64)
+    if t is None:
+        return r
+    return np.where(scaled_prompt_mask(prompts, t), r * t.factor, r)
+
+
+class TransformedRewardModel:
+    """Wrap a backend and apply its config's transform to every score."""
+
+    def __init__(self, inner: RewardModel, transform: ScaleTransform) -> None:
+        self.inner, self.transform, self.name = inner, transform, inner.name
+
+    def score(
+        self, prompts: Sequence[str], completions: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        return apply_transform(self.inner.score(prompts, completions, progress), prompts, self.transform)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def check_finite(name: str, rewards: np.ndarray, prompts: Sequence[str], ids: Sequence[str] | None = None) -> None:
+    """Raise a `UserError` naming the RM and the first prompt whose reward is NaN or inf."""
+    bad = np.flatnonzero(~np.isfinite(rewards))
+    if bad.size:
+        i = int(bad[0])
+        which = f"prompt id '{ids[i]}'" if ids is not None else f"item {i}"
+        text = prompts[i][:60].replace("\n", " ")
+        raise UserError(
+            f"reward model '{name}' returned {rewards[i]} for {which} ({text!r}); "
+            f"{bad.size} of {rewards.size} rewards are not finite"
+        )
+
+
+def score_grid(
+    rm: RewardModel, prompts: Sequence[str], responses: Sequence[Sequence[str]], *,
+    ids: Sequence[str] | None = None, progress: Progress | None = None,
+) -> np.ndarray:
+    """Score K responses per prompt with `rm`: (n_prompts, K) float64 raw rewards, all finite.
+
+    Arguments:
+        rm: a loaded reward model.
+        prompts: n raw prompt texts.
+        responses: (n, K) responses, K the same for every prompt.
+        ids: the prompts' ids, for the message when a reward is not finite.
+        progress: called with the number of pairs scored after each batch.
+
+    Returns:
+        (n, K) rewards; raises `UserError` naming the RM and the first prompt with a NaN or inf reward.
+    """
+    k = len(responses[0]) if len(responses) else 0
+    flat_p = [p for p in prompts for _ in range(k)]  # (n * K,), prompt by prompt
+    flat_r = [r for row in responses for r in row]
+    raw = rm.score(flat_p, flat_r, progress) if flat_p else np.zeros(0)
+    check_finite(rm.name, raw, flat_p, [i for i in ids for _ in range(k)] if ids is not None else None)
+    return raw.reshape(len(prompts), k)

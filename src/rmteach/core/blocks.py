@@ -1,0 +1,85 @@
+"""Config blocks shared by the commands: the policy, a reward model, a data set, sampling settings.
+
+The command configs (`evaluate.config`, `train.config`, `study.config`) are built from these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .config import Strict
+
+
+class ScaleTransform(Strict):
+    """Multiply an RM's rewards by `factor` on a seeded random `fraction` of prompts.
+
+    With `factor=0.001, fraction=0.5` on the ground truth this is the paper's perfectly accurate but
+    low-variance RM: the ranking within every prompt is kept (accuracy 1), the variance collapses on half
+    the prompts. Prompts are chosen by a seeded hash of their text, so the same prompt is chosen in
+    `evaluate` and in `train` whatever set it comes in.
+    """
+
+    kind: Literal["scale_fraction"] = "scale_fraction"
+    fraction: float = Field(0.5, ge=0.0, le=1.0, description="share of prompts whose rewards are scaled")
+    factor: float = Field(0.001, gt=0.0, description="multiplier applied on the chosen prompts")
+    seed: int = Field(0, ge=0, description="seed of the prompt choice")
+
+
+class RewardModelConfig(Strict):
+    """One reward model: a Hugging Face sequence classifier (`path`) or a Python callable (`callable`)."""
+
+    name: str = Field(..., min_length=1, description="unique name used in reports")
+    path: str | None = Field(None, description="local directory or hub id of an AutoModelForSequenceClassification")
+    callable: str | None = Field(
+        None, description="'module:attribute' of a function (prompts, completions, **kwargs) -> list[float]"
+    )
+    transform: ScaleTransform | None = Field(None, description="optional reward transform")
+    batch_size: int = Field(16, ge=1, description="sequences per forward pass when scoring")
+    max_length: int = Field(2048, ge=8, description="truncate (prompt + response) to this many RM tokens")
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "RewardModelConfig":
+        if (self.path is None) == (self.callable is None):
+            raise ValueError(f"reward model '{self.name}' needs exactly one of 'path' or 'callable'")
+        if self.callable is not None and ":" not in self.callable:
+            raise ValueError(f"reward model '{self.name}': callable must look like 'module:attribute'")
+        return self
+
+
+class PolicyConfig(Strict):
+    """The policy: a Hugging Face causal LM (local directory or hub id)."""
+
+    path: str = Field(..., min_length=1, description="local directory or hub id of an AutoModelForCausalLM")
+    name: str | None = Field(None, description="name used in reports; defaults to the path's last part")
+    trust_remote_code: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return self.name or Path(self.path.rstrip("/")).name
+
+
+class DataConfig(Strict):
+    """A prompt or preference set: a JSONL file or a `datasets` dataset saved with `save_to_disk`."""
+
+    path: str = Field(..., min_length=1)
+    split: str | None = Field(None, description="split to use when the path holds a DatasetDict")
+    limit: int | None = Field(None, ge=1, description="use only the first `limit` rows")
+
+
+class SamplingConfig(Strict):
+    """How responses are sampled from the policy."""
+
+    samples_per_prompt: int = Field(8, ge=2, description="K responses per prompt (pairs need K >= 2)")
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(16, ge=1, description="prompts per generate call (each yields K sequences)")
+    seed: int = Field(0, ge=0)
+
+
+Device = str  # "auto", "cpu", "cuda", "cuda:1", "mps"
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]

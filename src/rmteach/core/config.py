@@ -1,0 +1,197 @@
+"""The config base every command shares: strict models, YAML loading, `--set` overrides, path resolution.
+
+Every config is a pydantic model with ``extra="forbid"``: a misspelt key fails at load time, before any
+model is loaded, with a message that names the key and the keys allowed there. Relative paths in a config
+file are resolved against the file's folder, so a config travels with the data it names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import UserError
+
+
+class Strict(BaseModel):
+    """Base for every config block: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def check_device(v: str) -> str:
+    """Validate a device name: auto, cpu, cuda, cuda:N or mps."""
+    ok = v in ("auto", "cpu", "cuda", "mps") or (v.startswith("cuda:") and v[5:].isdigit())
+    if not ok:
+        raise ValueError(f"device must be one of auto, cpu, cuda, cuda:N, mps (got {v!r})")
+    return v
+
+
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def format_error(err: dict[str, Any], model_cls: type[BaseModel], source: str) -> str:
+    """One pydantic error as one line: the key's dotted path, what is wrong, and the allowed keys or value."""
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(model_cls, err["loc"][:-1])
+        allowed = ", ".join(parent.model_fields) if parent else "?"
+        return f"{source}: unknown key '{loc}' (allowed here: {allowed})"
+    if err["type"] == "missing":
+        return f"{source}: missing required key '{loc}'"
+    got = err.get("input")
+    got_s = f" (got {json.dumps(got, default=str)[:80]})" if not isinstance(got, dict) else ""
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{source}: {loc + ': ' if loc else ''}{msg}{got_s}"
+
+
+def _model_at(model_cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """Follow a validation error location down nested models, for the 'allowed keys' hint."""
+    import typing
+
+    cls: Any = model_cls
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann] + list(typing.get_args(ann))
+        for a in list(candidates):
+            candidates += list(typing.get_args(a))
+        nxt = [a for a in candidates if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not nxt:
+            return None
+        cls = nxt[0]
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def validate(model_cls: type[C], data: Any, source: str = "config") -> C:
+    """Validate a plain dict into `model_cls`, turning the first error into a one-line `UserError`."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a mapping of keys to values at the top level")
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as e:
+        raise UserError(format_error(e.errors()[0], model_cls, source)) from None
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn `["a.b=1", "c=x"]` into a nested dict; values are parsed as YAML (`1` -> int, `x` -> str)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"--set expects key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {pair}: '{p}' is both a value and a section")
+        node[parts[-1]] = value
+    return out
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """Recursively merge `over` into a copy of `base` (lists and scalars are replaced)."""
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = deep_merge(merged[k], v)
+        elif isinstance(v, dict) and isinstance(merged.get(k), list) and all(i.isdigit() for i in v):
+            items = list(merged[k])  # `--set reward_models.1.batch_size=8` edits one list item
+            for i, sub in v.items():
+                if int(i) >= len(items):
+                    raise UserError(f"--set {k}.{i}: '{k}' has only {len(items)} items")
+                items[int(i)] = deep_merge(items[int(i)], sub) if isinstance(sub, dict) else sub
+            merged[k] = items
+        else:
+            merged[k] = v
+    return merged
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML mapping, with one-line errors for a missing file or bad syntax."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise UserError(f"{path}: not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys to values at the top level")
+    return data
+
+
+def resolve_path(value: str, base: Path, *, model: bool) -> str:
+    """Resolve a path relative to `base`; a model reference that is not a local path stays a hub id."""
+    p = Path(os.path.expanduser(value))
+    if p.is_absolute():
+        return str(p)
+    local = base / p
+    looks_local = value.startswith((".", "/", "~")) or local.exists() or not model
+    return str(local.resolve()) if looks_local else value
+
+
+def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Resolve every known path field of a raw config dict against the config file's folder `base`.
+
+    Walks nested dicts and lists: keys named `path` are resolved (model paths only when they exist
+    locally or look like paths, so hub ids survive); `cache_dir` likewise.
+    """
+
+    def walk(node: Any, parent_key: str | None) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k in ("path", "cache_dir") and isinstance(v, str):
+                    is_model = parent_key in ("policy", "reward_model", "reward_models", "ground_truth", "policies")
+                    out[k] = resolve_path(v, base, model=is_model)
+                else:
+                    out[k] = walk(v, k if not isinstance(v, list) else k)
+            return out
+        if isinstance(node, list):
+            return [walk(v, parent_key) for v in node]
+        return node
+
+    return walk(data, None)
+
+
+def load_config(model_cls: type[C], path: str | os.PathLike, overrides: list[str] | None = None) -> C:
+    """Load a YAML config file into `model_cls`, applying `--set key=value` overrides first.
+
+    Arguments:
+        model_cls: the config model of the command.
+        path: the YAML file; relative paths inside are resolved against its folder.
+        overrides: `key.sub=value` strings that replace values of the file.
+
+    Returns:
+        The validated config. Raises `UserError` naming the key for any unknown key or wrong value.
+    """
+    data = read_yaml(path)
+    data = deep_merge(data, parse_overrides(overrides or []))
+    data = resolve_paths(data, Path(path).resolve().parent)
+    return validate(model_cls, data, source=str(path))
+
+
+def to_plain(cfg: BaseModel) -> dict[str, Any]:
+    """The resolved config as plain JSON-able data (for reports)."""
+    return cfg.model_dump(mode="json")

@@ -1,0 +1,196 @@
+"""The report card of an evaluation: per-RM metrics from raw rewards (pure), the tables, the output files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core import io, metrics
+from ..core.config import to_plain
+from ..core.data import PreferencePair, Prompt
+from .config import EvaluateConfig
+
+SCHEMA = "rmteach.evaluate/1"
+
+
+@dataclass
+class RewardTable:
+    """Raw rewards of one RM: on-policy (n_prompts, k) and, with a preference set, chosen/rejected (n_pairs,)."""
+
+    onpolicy: np.ndarray
+    chosen: np.ndarray | None = None
+    rejected: np.ndarray | None = None
+
+
+@dataclass
+class EvalData:
+    """Everything an evaluation measured, before it is summarised."""
+
+    prompts: list[Prompt]
+    responses: list[list[str]]  # (n_prompts, k)
+    pairs: list[PreferencePair] | None
+    rewards: dict[str, RewardTable] = field(default_factory=dict)  # by RM name, ground truth last
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Metrics (pure: arrays in, JSON-able dict out)
+
+
+def rm_metrics(
+    table: RewardTable, gold: RewardTable | None, *, n_resamples: int, seed: int
+) -> dict[str, Any]:
+    """The report card of one RM from its raw rewards and (optionally) the ground truth's."""
+    norm = metrics.fit_normalization(table.onpolicy)
+    z = norm.apply(table.onpolicy)  # (n_prompts, k)
+    card: dict[str, Any] = {
+        "normalization": {"mean": norm.mean, "std": norm.std},
+        "reward_variance": metrics.variance_summary(z, n_resamples=n_resamples, seed=seed),
+        "onpolicy_accuracy": None,
+        "offpolicy_accuracy": None,
+        "offpolicy_accuracy_vs_gold": None,
+    }
+    if gold is not None:
+        card["onpolicy_accuracy"] = metrics.onpolicy_accuracy(table.onpolicy, gold.onpolicy)
+    if table.chosen is not None and table.rejected is not None:
+        card["offpolicy_accuracy"] = metrics.offpolicy_accuracy(table.chosen, table.rejected)
+        if gold is not None and gold.chosen is not None and gold.rejected is not None:
+            card["offpolicy_accuracy_vs_gold"] = metrics.offpolicy_accuracy_vs(
+                table.chosen, table.rejected, gold.chosen, gold.rejected
+            )
+    return card
+
+
+def build_report(cfg: EvaluateConfig, data: EvalData) -> dict[str, Any]:
+    """report.json's content from the measured data."""
+    gold_name = cfg.ground_truth.name if cfg.ground_truth else None
+    gold = data.rewards.get(gold_name) if gold_name else None
+    rms = []
+    for rm_cfg in cfg.all_reward_models():
+        card = rm_metrics(
+            data.rewards[rm_cfg.name], gold, n_resamples=cfg.bootstrap_samples, seed=cfg.sampling.seed
+        )
+        rms.append({"name": rm_cfg.name, "is_ground_truth": rm_cfg.name == gold_name, **card})
+    return {
+        "schema": SCHEMA,
+        "policy": cfg.policy.display_name,
+        "num_prompts": len(data.prompts),
+        "samples_per_prompt": cfg.sampling.samples_per_prompt,
+        "num_preference_pairs": len(data.pairs) if data.pairs else 0,
+        "seed": cfg.sampling.seed,
+        "ground_truth": gold_name,
+        "reward_models": rms,
+        "config": to_plain(cfg),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Output
+
+
+def rewards_frame(data: EvalData):
+    """One row per (prompt, sample, RM): prompt_id, sample, reward_model, reward, prompt, response."""
+    import pandas as pd
+
+    k = len(data.responses[0])
+    n = len(data.prompts)
+    frames = []
+    for name, table in data.rewards.items():
+        frames.append(
+            pd.DataFrame(
+                {
+                    "prompt_id": np.repeat([p.id for p in data.prompts], k).astype(str),
+                    "sample": np.tile(np.arange(k), n).astype(np.int64),
+                    "reward_model": name,
+                    "reward": table.onpolicy.ravel(),
+                    "prompt": np.repeat([p.text for p in data.prompts], k),
+                    "response": [r for row in data.responses for r in row],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def preference_frame(data: EvalData):
+    """One row per (preference pair, RM): pair_id, reward_model, reward_chosen, reward_rejected, texts."""
+    import pandas as pd
+
+    assert data.pairs is not None
+    frames = []
+    for name, table in data.rewards.items():
+        frames.append(
+            pd.DataFrame(
+                {
+                    "pair_id": [p.id for p in data.pairs],
+                    "reward_model": name,
+                    "reward_chosen": table.chosen,
+                    "reward_rejected": table.rejected,
+                    "prompt": [p.prompt for p in data.pairs],
+                    "chosen": [p.chosen for p in data.pairs],
+                    "rejected": [p.rejected for p in data.pairs],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the one-line-per-RM summary (markdown and terminal share it)."""
+    header = ["reward model", "variance (mean)", "95% CI", "frac var<0.01", "on-policy acc", "off-policy acc",
+              "off-policy acc vs gold"]
+    rows = []
+    for rm in report["reward_models"]:
+        v = rm["reward_variance"]
+        name = rm["name"] + (" (ground truth)" if rm["is_ground_truth"] else "")
+        rows.append([name, _fmt(v["mean"]), f"[{_fmt(v['ci95'][0])}, {_fmt(v['ci95'][1])}]",
+                     _fmt(v["frac_below_0.01"], 2), _fmt(rm["onpolicy_accuracy"]), _fmt(rm["offpolicy_accuracy"]),
+                     _fmt(rm["offpolicy_accuracy_vs_gold"])])
+    return header, rows
+
+
+def summary_markdown(report: dict[str, Any]) -> str:
+    header, rows = summary_rows(report)
+    lines = [
+        f"# Reward models as teachers for `{report['policy']}`",
+        "",
+        f"{report['num_prompts']} prompts x {report['samples_per_prompt']} samples, seed {report['seed']}. "
+        "Variance: mean over prompts of the within-prompt variance (ddof=1) of rewards normalized over all "
+        "samples. Accuracy: agreement with the ground truth's ordering over sample pairs (on-policy) or "
+        "preference pairs (off-policy).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    header, rows = summary_rows(report)
+    table = Table(title=f"reward models as teachers for {report['policy']}")
+    for h in header:
+        table.add_column(h, justify="left" if h == "reward model" else "right")
+    for r in rows:
+        table.add_row(*r)
+    Console().print(table)  # stdout: the result itself; progress and messages go to stderr
+
+
+def write_outputs(out: Path, report: dict[str, Any], data: EvalData) -> None:
+    """Write every output file atomically; report.json last, so its presence means a whole run."""
+    out.mkdir(parents=True, exist_ok=True)
+    with io.atomic_path(out / "rewards.parquet") as tmp:
+        rewards_frame(data).to_parquet(tmp, index=False)
+    if data.pairs:
+        with io.atomic_path(out / "preference_rewards.parquet") as tmp:
+            preference_frame(data).to_parquet(tmp, index=False)
+    io.write_text(out / "summary.md", summary_markdown(report))
+    io.write_json(out / "report.json", report)

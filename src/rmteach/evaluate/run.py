@@ -1,0 +1,129 @@
+"""`rmteach evaluate`: sample once from the policy, score with every RM, compute the report card.
+
+Data flow: prompts -> policy samples (`backends.sampler`, cached) -> raw rewards per RM (`backends.rewards`)
+-> the report card (`evaluate.report`: normalization, variance, accuracies) -> report.json,
+rewards.parquet, preference_rewards.parquet, summary.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..backends.rewards import check_reward_source, load_reward_model, score_grid
+from ..backends.sampler import sample_responses
+from ..core import io
+from ..core.blocks import RewardModelConfig
+from ..core.config import to_plain
+from ..core.data import Prompt, hash_prompts, load_preferences, load_prompts
+from ..core.hf import check_model_ref, fingerprint, resolve_device
+from ..core.progress import console, progress_bar
+from .config import EvaluateConfig
+from .report import EvalData, RewardTable, build_report, print_summary, write_outputs
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sampling with a cache
+
+
+def cache_root(cfg: EvaluateConfig) -> Path:
+    """Where samples are cached: the config's `cache_dir`, `$RMTEACH_CACHE_DIR`, or ~/.cache/rmteach."""
+    root = cfg.cache_dir or os.environ.get("RMTEACH_CACHE_DIR") or Path.home() / ".cache" / "rmteach"
+    return Path(root)
+
+
+def samples_key(cfg: EvaluateConfig, prompts: list[Prompt], device: str) -> str:
+    """Cache key: the policy's identity, the prompts and every sampling setting."""
+    ident = {
+        "policy": cfg.policy.path,
+        "policy_files": fingerprint(cfg.policy.path),
+        "prompts": hash_prompts(prompts),
+        "sampling": cfg.sampling.model_dump(),
+        "device": device,
+        "dtype": cfg.dtype,
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def get_samples(cfg: EvaluateConfig, prompts: list[Prompt], device: str) -> tuple[list[list[str]], bool]:
+    """Sample K responses per prompt, or read them from the cache. Returns (responses, from_cache)."""
+    path = cache_root(cfg) / "samples" / f"{samples_key(cfg, prompts, device)}.json"
+    if path.is_file():
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        return cached["responses"], True
+    with progress_bar(f"sampling {cfg.sampling.samples_per_prompt} responses/prompt", len(prompts)) as advance:
+        responses = sample_responses(
+            cfg.policy, [p.text for p in prompts], cfg.sampling, device=device, dtype=cfg.dtype, progress=advance
+        )
+    io.write_json(path, {"policy": cfg.policy.path, "responses": responses})
+    return responses, False
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Scoring
+
+
+def score_one(rm_cfg: RewardModelConfig, data: EvalData, device: str, dtype: str) -> RewardTable:
+    """Load one RM, score on-policy samples and preference pairs, free it. Every reward is checked finite."""
+    n_items = len(data.prompts) * len(data.responses[0]) + (2 * len(data.pairs) if data.pairs else 0)
+    rm = load_reward_model(rm_cfg, device=device, dtype=dtype)
+    try:
+        with progress_bar(f"scoring with {rm_cfg.name}", n_items) as advance:
+            table = RewardTable(onpolicy=score_grid(  # (n_prompts, k)
+                rm, [p.text for p in data.prompts], data.responses, ids=[p.id for p in data.prompts], progress=advance))
+            if data.pairs:
+                pp = [p.prompt for p in data.pairs]
+                ids = [f"preference {p.id}" for p in data.pairs]
+                table.chosen, table.rejected = score_grid(  # (n_pairs, 2): chosen, rejected
+                    rm, pp, [[p.chosen, p.rejected] for p in data.pairs], ids=ids, progress=advance).T
+    finally:
+        rm.close()  # one RM in memory at a time
+    return table
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The command
+
+
+def preflight(cfg: EvaluateConfig) -> None:
+    """Fail before any model loads: missing local model folders, callables that do not import."""
+    check_model_ref(cfg.policy.path, "policy")
+    for rm_cfg in cfg.all_reward_models():
+        check_reward_source(rm_cfg, f"reward model '{rm_cfg.name}'")
+
+
+def evaluate(cfg: EvaluateConfig) -> tuple[dict[str, Any], EvalData]:
+    """Run an evaluation in memory: sample (or reuse cached samples), score with every RM, build the report.
+
+    Returns:
+        (report dict, the measured data).
+    """
+    prompts = load_prompts(cfg.prompts)
+    pairs = load_preferences(cfg.preferences) if cfg.preferences else None
+    preflight(cfg)
+    device = resolve_device(cfg.device)
+    responses, cached = get_samples(cfg, prompts, device)
+    if cached:
+        console().print(f"[dim]using cached samples for {cfg.policy.display_name} ({len(prompts)} prompts)[/dim]")
+    data = EvalData(prompts=prompts, responses=responses, pairs=pairs)
+    for rm_cfg in cfg.all_reward_models():
+        data.rewards[rm_cfg.name] = score_one(rm_cfg, data, device, cfg.dtype)
+        if data.rewards[rm_cfg.name].onpolicy.std() == 0.0:
+            console().print(
+                f"[yellow]warning:[/yellow] reward model '{rm_cfg.name}' gave the same reward to every sample "
+                "(std 0): its reward variance is reported as 0"
+            )
+    return build_report(cfg, data), data
+
+
+def run_evaluate(cfg: EvaluateConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
+    """`rmteach evaluate`: evaluate and write report.json, rewards.parquet and summary.md under `out`."""
+    out = io.claim_out_dir(out, "report.json", to_plain(cfg), overwrite, "evaluate")
+    report, data = evaluate(cfg)
+    write_outputs(out, report, data)
+    print_summary(report)
+    console().print(f"wrote {out / 'report.json'}")
+    return report

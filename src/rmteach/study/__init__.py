@@ -1,0 +1,5 @@
+"""`rmteach study`: the paper's experiments across RMs and policies.
+
+`config` (validation), `grid` (the runs as data), `run` (the command), `outcomes`, `analysis`, `claims`
+(pure), `report/` (HTML, plots, summary).
+"""

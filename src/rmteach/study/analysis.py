@@ -1,0 +1,258 @@
+"""The study's analysis, pure: points per (policy, RM), correlations across RMs, rankings, then the claims.
+
+Data in, JSON-able dicts out; no model code and no files. A *point* is one (policy, RM): its predictors (from
+the policy's evaluate report) and its outcomes (`study.outcomes`) averaged over seeds; a *predictor* is what
+one would measure before training: reward variance, on-/off-policy accuracy, their combinations as in
+Razin et al. (2025).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..core.metrics import CORRELATIONS, correlation_with_ci, minmax
+from .claims import (
+    claim_best_differs,
+    claim_low_variance_slower,
+    claim_variance_beats_offpolicy,
+    find_perfect_low_variance,
+)
+from .outcomes import outcome_names, proxy_counterpart
+
+PREDICTORS = ("reward_variance", "onpolicy_accuracy", "offpolicy_accuracy", "on_off_accuracy", "variance_and_accuracy")
+PREDICTOR_LABELS = {
+    "reward_variance": "reward variance",
+    "onpolicy_accuracy": "on-policy accuracy",
+    "offpolicy_accuracy": "off-policy accuracy",
+    "on_off_accuracy": "on- & off-policy accuracy (average)",
+    "variance_and_accuracy": "variance & accuracy (average)",
+}
+# The accuracy that `variance_and_accuracy` averages with variance (both min-max scaled within the RMs compared).
+COMBINED_ACCURACY = "onpolicy_accuracy"
+MIN_POINTS = 3  # a correlation over fewer RMs is undefined
+
+# ----------------------------------------------------------------------------------------------------------
+# Points: one per (policy, RM), outcomes averaged over seeds
+
+
+def predictors_from_card(card: dict[str, Any]) -> dict[str, float | None]:
+    """The raw predictors of one RM from its evaluate report card.
+
+    Off-policy accuracy is agreement with the ground truth's ordering of the preference pairs (the paper's
+    "relabeled by the ground truth") when the report has it, else agreement with the data set's labels.
+    `variance_and_accuracy` depends on the other RMs compared and is filled in by `correlations`.
+    """
+    off = card.get("offpolicy_accuracy_vs_gold")
+    if off is None:
+        off = card.get("offpolicy_accuracy")
+    on = card.get("onpolicy_accuracy")
+    return {
+        "reward_variance": float(card["reward_variance"]["mean"]),
+        "onpolicy_accuracy": on,
+        "offpolicy_accuracy": off,
+        "on_off_accuracy": None if on is None or off is None else (on + off) / 2.0,
+    }
+
+
+def aggregate_points(runs: Sequence[dict[str, Any]], outcomes: Sequence[str]) -> list[dict[str, Any]]:
+    """Group runs by (policy, RM), in first-seen order; average each outcome over seeds.
+
+    Arguments:
+        runs: dicts with `policy`, `reward_model`, `seed`, `is_ground_truth`, `predictors`, `outcomes`.
+        outcomes: the outcome names to aggregate.
+
+    Returns:
+        One dict per (policy, RM): `policy`, `reward_model`, `is_ground_truth`, `seeds`, `predictors`, and
+        `outcomes` = `{name: {"mean", "std" (ddof=1; None for one seed), "values" (per seed)}}`.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((r["policy"], r["reward_model"]), []).append(r)
+    points = []
+    for (policy, rm), rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["seed"])
+        agg = {}
+        for name in outcomes:
+            v = np.asarray([r["outcomes"][name] for r in rs], dtype=np.float64)  # (n_seeds,)
+            agg[name] = {
+                "mean": float(v.mean()),
+                "std": float(v.std(ddof=1)) if v.size > 1 else None,
+                "values": [float(x) for x in v],
+            }
+        points.append({
+            "policy": policy,
+            "reward_model": rm,
+            "is_ground_truth": bool(rs[0]["is_ground_truth"]),
+            "seeds": [r["seed"] for r in rs],
+            "predictors": dict(rs[0]["predictors"]),
+            "outcomes": agg,
+        })
+    return points
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Correlations across RMs
+
+
+def counted(point: dict[str, Any], include_ground_truth: bool, exclude: Sequence[str] = ()) -> bool:
+    """Whether a point enters the correlations: not an excluded RM, and not the ground truth unless included."""
+    return (include_ground_truth or not point["is_ground_truth"]) and point["reward_model"] not in exclude
+
+
+def scope_points(
+    points: Sequence[dict[str, Any]], include_ground_truth: bool, exclude: Sequence[str] = ()
+) -> dict[str, list[dict[str, Any]]]:
+    """The points each correlation is computed over: one scope per policy, plus `pooled` with 2+ policies."""
+    kept = [p for p in points if counted(p, include_ground_truth, exclude)]
+    scopes: dict[str, list[dict[str, Any]]] = {}
+    for p in kept:
+        scopes.setdefault(p["policy"], []).append(p)
+    if len(scopes) > 1:
+        scopes["pooled"] = list(kept)
+    return scopes
+
+
+def predictor_matrix(points: Sequence[dict[str, Any]]) -> dict[str, np.ndarray | None]:
+    """Each predictor as an array over `points` (None when any point lacks it).
+
+    `variance_and_accuracy` is the mean of min-max scaled variance and min-max scaled `COMBINED_ACCURACY`,
+    scaled within these points (so it depends on which RMs are compared, as in the paper).
+    """
+    cols: dict[str, np.ndarray | None] = {}
+    for name in PREDICTORS[:-1]:
+        vals = [p["predictors"].get(name) for p in points]
+        cols[name] = None if any(v is None for v in vals) else np.asarray(vals, dtype=np.float64)
+    var, acc = cols["reward_variance"], cols[COMBINED_ACCURACY]
+    if var is None or acc is None:
+        cols["variance_and_accuracy"] = None
+    else:  # rounded so that ties by construction (e.g. 0 + 1 and 1 + 0) are exact ties, not 1e-17 apart
+        cols["variance_and_accuracy"] = np.round((minmax(var) + minmax(acc)) / 2.0, 12)
+    return cols
+
+
+def correlations(
+    points: Sequence[dict[str, Any]],
+    outcomes: Sequence[str],
+    *,
+    ci_outcomes: Sequence[str],
+    include_ground_truth: bool,
+    n_resamples: int,
+    seed: int,
+    exclude: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Pearson, Spearman and Kendall correlation of every predictor with every outcome, per scope.
+
+    Arguments:
+        points: from `aggregate_points`.
+        outcomes: outcome names to correlate with.
+        ci_outcomes: outcomes that get a bootstrap 95% CI over RMs (the others get the value only: the
+            bootstrap costs about 0.2 s per coefficient).
+        include_ground_truth: whether the ground truth's own run is one of the points.
+        n_resamples, seed: the bootstrap's size and seed (the same resamples for every coefficient).
+        exclude: names of candidate RMs left out of every scope (they are still ranked).
+
+    Returns:
+        `{"include_ground_truth", "excluded", "min_points", "scopes": {scope: {"reward_models", "n", "note",
+        "table": {predictor: {outcome: {method: {"value", "ci95", "n"}}}}}}}`; values are None when undefined.
+    """
+    result: dict[str, Any] = {"include_ground_truth": include_ground_truth, "excluded": list(exclude),
+                              "min_points": MIN_POINTS, "scopes": {}}
+    for scope, pts in scope_points(points, include_ground_truth, exclude).items():
+        n = len(pts)
+        note = None
+        if n < MIN_POINTS:
+            note = f"correlations need at least {MIN_POINTS} reward models; this scope has {n}"
+        cols = predictor_matrix(pts)
+        table: dict[str, Any] = {}
+        for pred in PREDICTORS:
+            x = cols[pred]
+            table[pred] = {}
+            for out in outcomes:
+                y = np.asarray([p["outcomes"][out]["mean"] for p in pts], dtype=np.float64)  # (n,)
+                table[pred][out] = {}
+                for method in CORRELATIONS:
+                    if x is None or n < MIN_POINTS:
+                        table[pred][out][method] = {"value": None, "ci95": None, "n": n}
+                    else:
+                        b = n_resamples if out in ci_outcomes else 0
+                        table[pred][out][method] = correlation_with_ci(x, y, method, n_resamples=b, seed=seed)
+        label = [p["reward_model"] if scope != "pooled" else f"{p['policy']}/{p['reward_model']}" for p in pts]
+        result["scopes"][scope] = {"reward_models": label, "n": n, "note": note, "table": table}
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rankings
+
+
+def rankings(points: Sequence[dict[str, Any]], outcome: str) -> dict[str, Any]:
+    """Per policy, the candidate RMs ranked by `outcome` (mean over seeds, highest first; ties by name).
+
+    The ground truth's own run, when there is one, is listed after them with rank None (a reference).
+
+    Returns:
+        `{"outcome", "policies": {policy: [{"rank", "reward_model", "mean", "std", "is_ground_truth"}]},
+        "best": {policy: RM name or None}}`.
+    """
+    by_policy: dict[str, list[dict[str, Any]]] = {}
+    for p in points:
+        by_policy.setdefault(p["policy"], []).append(p)
+    table, best = {}, {}
+    for policy, pts in by_policy.items():
+        cand = sorted((p for p in pts if not p["is_ground_truth"]), key=lambda p: (-p["outcomes"][outcome]["mean"], p["reward_model"]))
+        rows = [_rank_row(i + 1, p, outcome) for i, p in enumerate(cand)]
+        rows += [_rank_row(None, p, outcome) for p in pts if p["is_ground_truth"]]
+        table[policy] = rows
+        best[policy] = cand[0]["reward_model"] if cand else None
+    return {"outcome": outcome, "policies": table, "best": best}
+
+
+def _rank_row(rank: int | None, p: dict[str, Any], outcome: str) -> dict[str, Any]:
+    o = p["outcomes"][outcome]
+    return {"rank": rank, "reward_model": p["reward_model"], "mean": o["mean"], "std": o["std"],
+            "is_ground_truth": p["is_ground_truth"]}
+
+
+def analyze(
+    runs: Sequence[dict[str, Any]],
+    *,
+    budgets: Sequence[float],
+    primary_outcome: str,
+    include_ground_truth: bool,
+    n_resamples: int,
+    seed: int,
+    roles: dict[str, str | None],
+    transformed: set[str],
+    exclude: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Points, correlations, rankings and claims of a study from its runs.
+
+    Arguments:
+        runs: one dict per run with `policy`, `reward_model`, `seed`, `is_ground_truth`, `predictors`
+            (`predictors_from_card`) and `outcomes` (`run_outcomes`).
+        budgets: the outcome budgets; primary_outcome: the gold outcome rankings and claims use.
+        include_ground_truth: whether the ground truth's run enters the correlations.
+        n_resamples, seed: the correlation bootstrap.
+        roles: RM name -> its `role` in the config; transformed: names of RMs with a reward transform.
+        exclude: candidate RMs left out of the correlations (and so of claim (b)); still ranked, and still in
+            claims (a) and (c).
+
+    Returns:
+        `{"points", "correlations", "rankings", "claims"}`.
+    """
+    names = outcome_names(budgets)
+    points = aggregate_points(runs, names)
+    proxy = proxy_counterpart(primary_outcome)
+    corr = correlations(points, names, ci_outcomes=[primary_outcome, proxy], include_ground_truth=include_ground_truth,
+                        n_resamples=n_resamples, seed=seed, exclude=exclude)
+    ranks = rankings(points, primary_outcome)
+    perfect = find_perfect_low_variance(points, roles, transformed)
+    policies = list(dict.fromkeys(p["policy"] for p in points))
+    claims = [
+        claim_low_variance_slower(points, perfect, primary_outcome),
+        claim_variance_beats_offpolicy(corr, primary_outcome, policies),
+        claim_best_differs(points, ranks),
+    ]
+    return {"points": points, "correlations": corr, "rankings": ranks, "claims": claims}

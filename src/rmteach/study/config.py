@@ -1,0 +1,182 @@
+"""`StudyConfig`: what a study runs (policies, RMs, seeds) and the evaluate / train settings they share.
+
+Validation only: the grid itself is expanded by `study.grid.expand`. The `evaluate` and `train` blocks are
+mappings of `EvaluateConfig` / `TrainConfig` keys that apply to every run; the study fills in the keys that
+change per run (policy, RMs, prompts, seed, normalization). The grid is expanded once at load time, so a
+wrong key in a block fails before any model loads. A YAML example is in `configs/study_toy.yaml`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..core.blocks import DataConfig, PolicyConfig, RewardModelConfig
+from ..core.config import Strict
+from .outcomes import outcome_names
+
+# Keys of EvaluateConfig that the study fills in per policy (the `evaluate` block sets the others).
+EVALUATE_RUN_KEYS = ("policy", "reward_models", "ground_truth", "prompts", "preferences")
+# Keys of TrainConfig that the study fills in per run (the `train` block sets the others).
+TRAIN_RUN_KEYS = ("policy", "reward_model", "ground_truth", "train_prompts", "eval_prompts", "seed", "normalization")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+Role = Literal["perfect_low_variance"]
+
+
+class StudyRewardModel(RewardModelConfig):
+    """A candidate RM of the study: a `RewardModelConfig` plus where and how the study uses it."""
+
+    role: Role | None = Field(
+        None, description="'perfect_low_variance' marks the RM claim (a) is about; without it, the study "
+        "picks an RM with a transform and on-policy accuracy 1"
+    )
+    policies: list[str] | None = Field(None, description="evaluate and train this RM only with these policies")
+
+    def plain(self) -> RewardModelConfig:
+        """The RM as the evaluate and train configs take it (without the study's own keys)."""
+        return RewardModelConfig(**self.model_dump(exclude={"role", "policies"}))
+
+
+class StudyPrompts(Strict):
+    """The prompt sets of a study."""
+
+    train: DataConfig = Field(..., description="prompts policy gradient trains on")
+    eval: DataConfig = Field(..., description="held-out prompts of the eval_* curves measured during training")
+    evaluate: DataConfig | None = Field(
+        None, description="prompts `evaluate` measures variance and accuracy on (default: the train prompts, "
+        "as in the paper: the predictors are about the prompts the policy will be trained on)"
+    )
+
+
+class RunFilter(Strict):
+    """Restrict the grid, e.g. `--set only.policies=[peaked]` to rerun part of a study."""
+
+    policies: list[str] | None = None
+    reward_models: list[str] | None = None
+
+
+class AnalysisConfig(Strict):
+    """How outcomes, correlations and claims are computed."""
+
+    budgets: list[float] = Field(
+        [0.25, 0.5, 1.0], min_length=1,
+        description="fractions of the steps after which the gold and proxy reward increase are read",
+    )
+    primary_outcome: str = Field(
+        "gold_increase@1", description="the outcome rankings, scatter plots and claims use: gold_increase@B "
+        "for a budget B, or gold_auc (area under the gold increase curve / steps)"
+    )
+    include_ground_truth: bool = Field(
+        False, description="count the ground truth's own run as one of the RMs in correlations (the paper's "
+        "Section 4.1 correlations are across its table's RMs, the ground truth among them)"
+    )
+    exclude_from_correlations: list[str] = Field(
+        [], description="candidate RMs trained and ranked but left out of the correlations, e.g. an RM from "
+        "another experiment (the paper correlates its Section 4.1 RMs only; Section 4.2's RMs are ranked)"
+    )
+    bootstrap_samples: int = Field(1000, ge=0, description="resamples for the 95% CIs of the correlations")
+    seed: int = Field(0, ge=0, description="seed of the bootstrap")
+
+    @field_validator("budgets")
+    @classmethod
+    def _budgets_ok(cls, v: list[float]) -> list[float]:
+        if any(not 0.0 < b <= 1.0 for b in v):
+            raise ValueError(f"budgets are fractions of the steps in (0, 1] (got {v})")
+        return sorted(set(v))
+
+    @model_validator(mode="after")
+    def _primary_known(self) -> "AnalysisConfig":
+        allowed = [n for n in outcome_names(self.budgets) if n.startswith("gold")]
+        if self.primary_outcome not in allowed:
+            raise ValueError(f"primary_outcome '{self.primary_outcome}' is not one of: {', '.join(allowed)}")
+        return self
+
+
+class StudyConfig(Strict):
+    """`rmteach study`: evaluate every RM per policy, train each (policy, RM, seed), correlate, report."""
+
+    name: str = Field("study", description="title of the report")
+    policies: list[PolicyConfig] = Field(..., min_length=1)
+    reward_models: list[StudyRewardModel] = Field(..., description="the candidate RMs")
+    ground_truth: RewardModelConfig = Field(..., description="the reward the study measures teaching by")
+    prompts: StudyPrompts
+    preferences: DataConfig | None = Field(None, description="off-policy preference pairs (for off-policy accuracy)")
+    seeds: list[int] = Field([0, 1, 2], min_length=1, description="one train run per seed for each (policy, RM)")
+    train_on_ground_truth: bool = Field(
+        True, description="also train on the ground truth itself: a reference curve in the report"
+    )
+    jobs: int = Field(1, ge=1, description="train runs at once, each in its own process (CPU threads are split)")
+    only: RunFilter | None = None
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    evaluate: dict[str, Any] = Field(
+        default_factory=dict, description="EvaluateConfig keys for every policy's evaluate (sampling, device, ...)"
+    )
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="TrainConfig keys for every run (algorithm, learning rate, steps, ...)"
+    )
+
+    @field_validator("reward_models")
+    @classmethod
+    def _some_rms(cls, v: list[StudyRewardModel]) -> list[StudyRewardModel]:
+        if not v:
+            raise ValueError("is empty: a study needs at least one reward model (3 or more for correlations)")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_ok(cls, v: list[int]) -> list[int]:
+        if any(s < 0 for s in v) or len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct integers >= 0 (got {v})")
+        return v
+
+    @field_validator("evaluate")
+    @classmethod
+    def _evaluate_ok(cls, v: dict[str, Any]) -> dict[str, Any]:
+        taken = [k for k in EVALUATE_RUN_KEYS if k in v]
+        if taken:
+            raise ValueError(f"'{taken[0]}' is filled in by the study for each policy; remove it from this block")
+        return v
+
+    @field_validator("train")
+    @classmethod
+    def _train_ok(cls, v: dict[str, Any]) -> dict[str, Any]:
+        taken = [k for k in TRAIN_RUN_KEYS if k in v]
+        if taken:
+            raise ValueError(f"'{taken[0]}' is filled in by the study for each run; remove it from this block")
+        return v
+
+    @model_validator(mode="after")
+    def _names_ok(self) -> "StudyConfig":
+        pol = [p.display_name for p in self.policies]
+        rms = [rm.name for rm in self.reward_models] + [self.ground_truth.name]
+        for kind, names in (("policy", pol), ("reward model", rms)):
+            for n in names:
+                if not _SAFE_NAME.match(n):
+                    raise ValueError(f"{kind} name '{n}' is used as a folder name: use letters, digits, '.', '_', '-'")
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{kind} names must be unique (the ground truth's too); repeated: {', '.join(dup)}")
+        for rm in self.reward_models:
+            for p in rm.policies or []:
+                if p not in pol:
+                    raise ValueError(f"reward model '{rm.name}': unknown policy '{p}' in its policies (policies: {', '.join(pol)})")
+        if self.only is not None:
+            for p in self.only.policies or []:
+                if p not in pol:
+                    raise ValueError(f"only.policies: unknown policy '{p}' (policies: {', '.join(pol)})")
+            for r in self.only.reward_models or []:
+                if r not in rms:
+                    raise ValueError(f"only.reward_models: unknown reward model '{r}' (reward models: {', '.join(rms)})")
+        candidates = [rm.name for rm in self.reward_models]
+        for r in self.analysis.exclude_from_correlations:
+            if r not in candidates:
+                raise ValueError(f"analysis.exclude_from_correlations: unknown reward model '{r}' "
+                                 f"(candidate reward models: {', '.join(candidates)})")
+        from .grid import expand  # the grid the run will expand: every evaluate and train config validated now
+
+        if not expand(self, Path("OUT")).evaluations:
+            raise ValueError("no (policy, reward model) pair is left to run: check 'only' and the RMs' 'policies'")
+        return self

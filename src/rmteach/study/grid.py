@@ -1,0 +1,150 @@
+"""The grid of a study as plain data: `expand(cfg, out)` is the only walk over policies x RMs x seeds.
+
+Pure: a `StudyConfig` and an output folder in, one `EvaluateSpec` per policy and one `RunSpec` per
+(policy, RM, seed) out, each carrying its validated `EvaluateConfig` / `TrainConfig`. Nothing is loaded
+or written. A bad `evaluate` or `train` block raises `BlockError` naming the block, so the config's
+validation (which expands the grid once at load time) and the run report it the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..core.blocks import PolicyConfig, RewardModelConfig
+from ..core.config import format_error, to_plain
+from ..evaluate.config import EvaluateConfig
+from ..train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from .config import StudyConfig, StudyPrompts
+
+
+class BlockError(ValueError):
+    """The study's `evaluate` or `train` block does not make a valid config; the message names the key."""
+
+    def __init__(self, block: str, message: str) -> None:
+        super().__init__(f"{block}: {message}")
+        self.block = block
+
+
+@dataclass(frozen=True)
+class EvaluateSpec:
+    """The evaluation of one policy: every candidate RM it is trained with, and the ground truth."""
+
+    policy: str
+    config: EvaluateConfig
+
+    def folder(self, out: Path) -> Path:
+        return out / "evaluate" / self.policy
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One train run of the grid."""
+
+    policy: str
+    reward_model: str
+    seed: int
+    is_ground_truth: bool
+    config: TrainConfig  # normalized by the policy's evaluate report
+
+    @property
+    def key(self) -> str:
+        return f"{self.policy}/{self.reward_model}/seed{self.seed}"
+
+    def folder(self, out: Path) -> Path:
+        return out / "runs" / self.policy / self.reward_model / f"seed{self.seed}"
+
+    def log(self, out: Path) -> Path:
+        """Where a worker process writes this run's output (with `jobs > 1`)."""
+        return out / "logs" / f"{self.policy}__{self.reward_model}__seed{self.seed}.log"
+
+
+@dataclass(frozen=True)
+class Grid:
+    evaluations: list[EvaluateSpec]
+    runs: list[RunSpec]  # policy by policy, the ground truth's runs last per policy
+
+
+def expand(cfg: "StudyConfig", out: Path) -> Grid:
+    """Every evaluation and train run of a study whose outputs go under `out`.
+
+    For each selected policy (after `only`): its candidate RMs (after `only` and each RM's `policies`), one
+    evaluation of them with the ground truth, and one train run per (RM, seed), the ground truth's own runs
+    last when `train_on_ground_truth`. Each train run reads its RM's normalization from the policy's
+    evaluate report, `out/evaluate/<policy>/report.json`.
+    """
+    keep_p = cfg.only.policies if cfg.only and cfg.only.policies is not None else None
+    keep_r = cfg.only.reward_models if cfg.only and cfg.only.reward_models is not None else None
+    evaluations, runs = [], []
+    for policy in cfg.policies:
+        name = policy.display_name
+        if keep_p is not None and name not in keep_p:
+            continue
+        rms = [rm for rm in cfg.reward_models
+               if (rm.policies is None or name in rm.policies) and (keep_r is None or rm.name in keep_r)]
+        if not rms:
+            continue  # no candidate RM for this policy: nothing to compare
+        spec = EvaluateSpec(name, _check("evaluate", EvaluateConfig, evaluate_dict(
+            cfg.evaluate, policy=policy, reward_models=[rm.plain() for rm in rms], ground_truth=cfg.ground_truth,
+            prompts=cfg.prompts, preferences=cfg.preferences)))
+        evaluations.append(spec)
+        report = str(spec.folder(out) / "report.json")
+        teachers = [(rm.plain(), False) for rm in rms]
+        if cfg.train_on_ground_truth:
+            teachers.append((cfg.ground_truth, True))
+        for rm, is_gt in teachers:
+            for seed in cfg.seeds:
+                tcfg = _check("train", TrainConfig, train_dict(
+                    cfg.train, policy=policy, reward_model=rm, ground_truth=cfg.ground_truth, prompts=cfg.prompts,
+                    seed=seed, report=report))
+                runs.append(RunSpec(name, rm.name, seed, is_gt, tcfg))
+    return Grid(evaluations, runs)
+
+
+def evaluate_dict(block: dict[str, Any], *, policy: PolicyConfig, reward_models: list[RewardModelConfig],
+                  ground_truth: RewardModelConfig, prompts: "StudyPrompts", preferences: Any) -> dict[str, Any]:
+    """An EvaluateConfig as a dict: the block's keys plus the policy's RMs, ground truth and prompt sets."""
+    d = copy.deepcopy(block)
+    d.update(
+        policy=to_plain(policy),
+        reward_models=[to_plain(r) for r in reward_models],
+        ground_truth=to_plain(ground_truth),
+        prompts=to_plain(prompts.evaluate or prompts.train),
+    )
+    if preferences is not None:
+        d["preferences"] = to_plain(preferences)
+    return d
+
+
+def train_dict(block: dict[str, Any], *, policy: PolicyConfig, reward_model: RewardModelConfig,
+               ground_truth: RewardModelConfig, prompts: "StudyPrompts", seed: int, report: str) -> dict[str, Any]:
+    """One run's TrainConfig as a plain dict: the `train` block plus the keys the study fills in per run.
+
+    The normalization is read by `rmteach train` from the policy's evaluate `report` (by RM name), so training
+    uses the shift and scale measured on the initial policy's samples and does not sample it again.
+    """
+    d = copy.deepcopy(block)
+    d.update(
+        policy=to_plain(policy),
+        reward_model=to_plain(reward_model),
+        ground_truth=to_plain(ground_truth),
+        train_prompts=to_plain(prompts.train),
+        eval_prompts=to_plain(prompts.eval),
+        seed=seed,
+        normalization={"path": str(report)},
+    )
+    return d
+
+
+def _check(block: str, model: type[BaseModel], data: dict[str, Any]) -> Any:
+    """Validate `data` into `model`; the first error becomes a `BlockError` naming the key inside the block."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise BlockError(block, format_error(e.errors()[0], model, "-").removeprefix("-: ")) from None

@@ -1,0 +1,1 @@
+"""The study report: `page` (report.html, summary.md) and `plots` (matplotlib figures)."""

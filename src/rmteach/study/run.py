@@ -1,0 +1,310 @@
+"""`rmteach study`: the paper's experiment as one command.
+
+1. For each policy, one `evaluate` with its candidate RMs and the ground truth (samples cached), into
+   `OUT/evaluate/<policy>/`: reward variance, accuracies and the normalization of every RM.
+2. For each (policy, RM, seed), one `train` run into `OUT/runs/<policy>/<rm>/seed<k>/`, reusing the evaluate
+   normalization. A run is finished when its `done.json` holds its config: a re-run skips finished runs, so a
+   killed study resumes where it stopped (an interrupted run restarts from scratch: runs are short).
+3. Outcomes per run from its eval curve, then correlations, rankings and claims (`study.outcomes`, `study.analysis`, `study.claims`).
+4. `study.json` (no wall times, so a resumed study's equals an uninterrupted one's), `report.html`,
+   `summary.md`, `plots/*.png`; wall times go to `timing.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Callable
+
+from ..core import io
+from ..core.config import to_plain
+from ..core.errors import UserError
+from ..core.progress import console, progress_bar
+from ..evaluate.config import EvaluateConfig
+from ..train.run_dir import read_metrics
+from . import analysis, outcomes
+from .claims import HELD, NOT_HELD, UNDETERMINED
+from .config import StudyConfig
+from .grid import EvaluateSpec, RunSpec, expand
+
+SCHEMA = "rmteach.study/1"
+MARKER = "config.json"  # written first: it claims --out for this config, so a killed study can resume there
+
+TrainFn = Callable[..., Any]  # run_train(cfg, out, *, resume, overwrite) -> dict
+EvaluateFn = Callable[[EvaluateConfig, Path], dict]  # (config, out folder) -> report dict, report.json written
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Step 1: evaluate
+
+
+def _run_evaluate(ecfg: EvaluateConfig, out: Path) -> dict:
+    from ..evaluate.run import run_evaluate
+
+    return run_evaluate(ecfg, out, overwrite=True)
+
+
+def _same_config(path: Path, plain: Any) -> bool:
+    """Whether the JSON file at `path` exists and its `config` equals `plain`."""
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("config") == json.loads(json.dumps(plain))
+    except (json.JSONDecodeError, AttributeError):
+        return False
+
+
+def evaluate_policies(
+    evaluations: list[EvaluateSpec], out: Path, evaluate_fn: EvaluateFn, timing: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """One evaluate per policy, reusing a finished one with the same config. Returns {policy: report}."""
+    reports = {}
+    for spec in evaluations:
+        name, ecfg, folder = spec.policy, spec.config, spec.folder(out)
+        if _same_config(folder / "report.json", to_plain(ecfg)):
+            console().print(f"[dim]evaluate {name}: finished earlier, reusing {folder / 'report.json'}[/dim]")
+            reports[name] = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+            timing["evaluate_s"][name] = None
+            continue
+        console().print(f"[bold]evaluate[/bold] {name}: {len(ecfg.reward_models)} reward models + ground truth")
+        t0 = time.perf_counter()
+        reports[name] = evaluate_fn(ecfg, folder)
+        timing["evaluate_s"][name] = round(time.perf_counter() - t0, 3)
+    return reports
+
+
+def _card(report: dict[str, Any], rm_name: str) -> dict[str, Any]:
+    for card in report["reward_models"]:
+        if card["name"] == rm_name:
+            return card
+    raise UserError(f"the evaluate report of '{report.get('policy')}' has no reward model '{rm_name}'")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Step 2: train
+
+
+def identities(runs: list[RunSpec], reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each run's `done.json` must hold for the run to count as finished.
+
+    The run's train config plus the normalization values themselves: a re-done evaluate with other numbers
+    re-does the runs, though the report's path is unchanged.
+    """
+    return [json.loads(json.dumps({"train": to_plain(run.config),
+                                   "normalization": _card(reports[run.policy], run.reward_model)["normalization"]}))
+            for run in runs]
+
+
+def _train_job(train_fn: TrainFn, train_cfg: Any, folder: str, log: str, threads: int) -> float:
+    """Run one train job in a worker process, its output to `log`; returns its wall time in seconds."""
+    import sys
+
+    import torch
+
+    torch.set_num_threads(threads)
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(log, "w", encoding="utf-8") as f:  # the worker's fds 1 and 2 now write to this run's log
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+    t0 = time.perf_counter()
+    train_fn(train_cfg, Path(folder), resume=False, overwrite=True)
+    return time.perf_counter() - t0
+
+
+def _mark_done(out: Path, run: RunSpec, identity: dict[str, Any]) -> None:
+    folder = run.folder(out)
+    if not (folder / "metrics.jsonl").is_file():
+        raise RuntimeError(f"train run {run.key} finished without writing {folder / 'metrics.jsonl'}")
+    io.write_json(folder / "done.json", {"config": identity})
+
+
+def train_runs(
+    cfg: StudyConfig, out: Path, runs: list[RunSpec], reports: dict[str, dict[str, Any]], train_fn: TrainFn,
+    timing: dict[str, Any],
+) -> None:
+    """Train every unfinished run, one at a time or `cfg.jobs` at once in worker processes."""
+    built = list(zip(runs, identities(runs, reports)))
+    todo = []
+    for run, identity in built:
+        if _same_config(run.folder(out) / "done.json", identity):
+            timing["train_s"][run.key] = None
+        else:
+            todo.append((run, identity))
+    if len(todo) < len(built):
+        console().print(f"[dim]{len(built) - len(todo)} of {len(built)} train runs finished earlier: skipped[/dim]")
+    if cfg.jobs == 1 or len(todo) <= 1:
+        for i, (run, identity) in enumerate(todo):
+            console().print(f"[bold]train {i + 1}/{len(todo)}[/bold] {run.key}")
+            t0 = time.perf_counter()
+            try:
+                train_fn(run.config, run.folder(out), resume=False, overwrite=True)
+            except UserError as e:
+                raise UserError(f"train run {run.key}: {e}") from None
+            timing["train_s"][run.key] = round(time.perf_counter() - t0, 3)
+            _mark_done(out, run, identity)
+        return
+    import multiprocessing
+
+    threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
+    console().print(f"training {len(todo)} runs, {cfg.jobs} at a time; logs in {out / 'logs'}")
+    ctx = multiprocessing.get_context("spawn")  # fork after torch/rich threads started is unsafe
+    with ProcessPoolExecutor(max_workers=cfg.jobs, mp_context=ctx) as pool, progress_bar("train runs", len(todo)) as advance:
+        futures = {}
+        for run, identity in todo:
+            fut = pool.submit(_train_job, train_fn, run.config, str(run.folder(out)), str(run.log(out)), threads)
+            futures[fut] = (run, identity)
+        try:
+            for fut in as_completed(futures):
+                run, identity = futures[fut]
+                try:
+                    timing["train_s"][run.key] = round(fut.result(), 3)
+                except UserError as e:
+                    raise UserError(f"train run {run.key}: {e} (log: {run.log(out)})") from None
+                _mark_done(out, run, identity)
+                advance(1)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # finished runs keep their done.json
+            raise
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Step 3: outcomes and analysis
+
+
+def run_record(cfg: StudyConfig, out: Path, run: RunSpec, card: dict[str, Any]) -> dict[str, Any]:
+    """study.json's entry of one finished run: who, its evaluate metrics, its eval curve and outcomes."""
+    folder = run.folder(out)
+    curve = outcomes.eval_curve(read_metrics(folder / "metrics.jsonl"))
+    try:
+        values = outcomes.run_outcomes(curve, cfg.analysis.budgets)
+    except ValueError as e:
+        raise UserError(
+            f"train run {run.key}: {e}; the train block must evaluate at step 0 and at least once more"
+        ) from None
+    keys = ("normalization", "reward_variance", "onpolicy_accuracy", "offpolicy_accuracy", "offpolicy_accuracy_vs_gold")
+    return {
+        "policy": run.policy,
+        "reward_model": run.reward_model,
+        "seed": run.seed,
+        "is_ground_truth": run.is_ground_truth,
+        "folder": folder.relative_to(out).as_posix(),
+        "evaluate": {k: card.get(k) for k in keys},
+        "predictors": analysis.predictors_from_card(card),
+        "outcomes": values,
+        "curve": curve,
+    }
+
+
+def build_study(cfg: StudyConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """study.json's content from the run records: analysis plus the config (deterministic: no wall times)."""
+    a = cfg.analysis
+    result = analysis.analyze(
+        runs,
+        budgets=a.budgets,
+        primary_outcome=a.primary_outcome,
+        include_ground_truth=a.include_ground_truth,
+        n_resamples=a.bootstrap_samples,
+        seed=a.seed,
+        roles={rm.name: rm.role for rm in cfg.reward_models},
+        transformed={rm.name for rm in cfg.reward_models if rm.transform is not None},
+        exclude=a.exclude_from_correlations,
+    )
+    return {
+        "schema": SCHEMA,
+        "name": cfg.name,
+        "policies": list(dict.fromkeys(r["policy"] for r in runs)),
+        "reward_models": list(dict.fromkeys(r["reward_model"] for r in runs if not r["is_ground_truth"])),
+        "ground_truth": cfg.ground_truth.name,
+        "seeds": list(cfg.seeds),
+        "primary_outcome": a.primary_outcome,
+        "outcomes": outcomes.outcome_names(a.budgets),
+        "predictors": list(analysis.PREDICTORS),
+        "runs": list(runs),
+        **result,
+        "config": to_plain(cfg),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The command
+
+
+def run_study(
+    cfg: StudyConfig,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    train_fn: TrainFn | None = None,
+    evaluate_fn: EvaluateFn | None = None,
+) -> dict[str, Any]:
+    """`rmteach study`: evaluate, train every run (skipping finished ones), analyze, write the report.
+
+    Arguments:
+        cfg: the study.
+        out: the output folder; a folder holding this same study resumes it.
+        overwrite: let a different study take `out` (runs whose config is unchanged are still reused).
+        train_fn: `rmteach.train.run.run_train` unless given (tests pass a fake; with `jobs > 1` it must be
+            importable by name in a worker process).
+        evaluate_fn: `(EvaluateConfig, folder) -> report` writing `folder/report.json`; default `run_evaluate`.
+
+    Returns:
+        The study dict written to `OUT/study.json`.
+    """
+    out = Path(out)
+    plain = to_plain(cfg)
+    out = io.claim_out_dir(out, MARKER, plain, overwrite, "study")
+    t_start = time.perf_counter()
+    grid = expand(cfg, out)
+    if evaluate_fn is None:
+        from ..evaluate.run import preflight
+
+        for spec in grid.evaluations:  # every missing model or callable fails before the first load
+            preflight(spec.config)
+        evaluate_fn = _run_evaluate
+    if train_fn is None:
+        from ..train.run import run_train as train_fn
+    io.write_json(out / MARKER, {"schema": "rmteach.study-config/1", "config": plain})
+    runs = grid.runs
+    n_cand = len({r.reward_model for r in runs if not r.is_ground_truth})
+    if n_cand < analysis.MIN_POINTS:
+        console().print(
+            f"[yellow]note:[/yellow] {n_cand} candidate reward model(s): correlations need at least "
+            f"{analysis.MIN_POINTS}, so the report will show curves and rankings only"
+        )
+    timing: dict[str, Any] = {"jobs": cfg.jobs, "evaluate_s": {}, "train_s": {}}
+
+    reports = evaluate_policies(grid.evaluations, out, evaluate_fn, timing)  # 1.
+    train_runs(cfg, out, runs, reports, train_fn, timing)  # 2.
+
+    t0 = time.perf_counter()  # 3.
+    records = [run_record(cfg, out, run, _card(reports[run.policy], run.reward_model)) for run in runs]
+    study = build_study(cfg, records)
+    timing["analysis_s"] = round(time.perf_counter() - t0, 3)
+
+    from .report.page import write_report  # 4.
+
+    t0 = time.perf_counter()
+    write_report(out, study)
+    timing["report_s"] = round(time.perf_counter() - t0, 3)
+    io.write_json(out / "study.json", study)  # last: its presence means a whole study
+    timing["total_s"] = round(time.perf_counter() - t_start, 3)
+    io.write_json(out / "timing.json", timing)
+    print_claims(study)
+    console().print(f"wrote {out / 'report.html'} and {out / 'study.json'} in {timing['total_s']:.0f} s")
+    return study
+
+
+def print_claims(study: dict[str, Any]) -> None:
+    """The claims, one line each, on stdout (the result of the command)."""
+    from rich.console import Console
+
+    c = Console()
+    colour = {HELD: "green", NOT_HELD: "red", UNDETERMINED: "yellow"}
+    for claim in study["claims"]:
+        c.print(f"[{colour[claim['status']]}]({claim['id']}) {claim['status']}[/]: {claim['statement']}")
+        c.print(f"    {claim['summary']}", highlight=False)

@@ -1,0 +1,1 @@
+"""`rmteach theory`: `sim` (exact simulations, numpy only), `experiments` (the three theorems), `report`."""

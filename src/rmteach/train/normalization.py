@@ -1,0 +1,76 @@
+"""The paper's shift and scale of the proxy RM: fitted on the initial policy's samples, or read from a report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.blocks import SamplingConfig
+from ..core.errors import UserError
+from ..core.metrics import Normalization, fit_normalization
+from .evaluator import sample_aside, shard
+
+
+def fit_initial_normalization(
+    model: Any, tok: Any, rm: Any, prompts: list[str], sampling: SamplingConfig, *, rank: int = 0, world: int = 1
+) -> Normalization:
+    """The paper's normalization, fitted at start: sample the initial policy, score, mean and std of all rewards.
+
+    With several processes each samples every world-th prompt and the rewards are gathered, so every process
+    gets the same normalization.
+    """
+    idx, real = shard(len(prompts), rank, world)
+    mine = [prompts[i] for i in idx[:real]]
+    k = sampling.samples_per_prompt
+    responses = sample_aside(model, tok, [prompts[i] for i in idx], sampling)[:real]  # (n_mine, K)
+    raw = rm.score([p for p in mine for _ in range(k)], [r for row in responses for r in row]) if mine else []
+    rewards = [float(x) for x in raw]
+    if world > 1:
+        from accelerate.utils import gather_object
+
+        rewards = gather_object(rewards)
+    r = np.asarray(rewards, dtype=np.float64)
+    if not np.isfinite(r).all():
+        raise UserError(f"reward model '{rm.name}' returned non-finite rewards on the initial policy's samples")
+    norm = fit_normalization(r)
+    if norm.std == 0.0:
+        raise UserError(
+            f"reward model '{rm.name}' gives every initial-policy sample the same reward: nothing to learn from "
+            "(normalization std is 0)"
+        )
+    return norm
+
+
+def normalization_from_report(path: str | Path, rm_cfg: Any, policy_path: str) -> Normalization:
+    """An RM's `normalization` block from an `rmteach evaluate` report.json, matched by name.
+
+    The report's RM must have the same path/callable and transform (else the numbers belong to another RM);
+    a different policy only warns (the user may have copied the model elsewhere).
+    """
+    from ..core.config import to_plain
+    from ..core.progress import console
+
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"normalization report {path}: cannot read it ({e})") from None
+    cards = {c.get("name"): c for c in report.get("reward_models", [])}
+    if rm_cfg.name not in cards:
+        raise UserError(
+            f"normalization report {path} has no reward model '{rm_cfg.name}' (has: {', '.join(map(str, cards))})"
+        )
+    rep = report.get("config", {})
+    theirs = {r.get("name"): r for r in rep.get("reward_models", []) + [rep.get("ground_truth") or {}]}.get(rm_cfg.name)
+    mine = to_plain(rm_cfg)
+    if theirs is not None and any(theirs.get(k) != mine.get(k) for k in ("path", "callable", "transform")):
+        raise UserError(
+            f"normalization report {path}: reward model '{rm_cfg.name}' there has another path, callable or transform"
+        )
+    if rep.get("policy", {}).get("path") != policy_path:
+        console().print(f"[yellow]warning:[/yellow] {path} was measured on policy {rep.get('policy', {}).get('path')}")
+    n = cards[rm_cfg.name]["normalization"]
+    return Normalization(mean=float(n["mean"]), std=float(n["std"]))

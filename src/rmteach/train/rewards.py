@@ -1,0 +1,89 @@
+"""A scored reward model as a TRL reward function: `(prompts, completions, **kwargs) -> list[float]`.
+
+The proxy RM (normalized by the run's shift and scale, and reporting each prompt group's reward variance
+through TRL's `log_metric`) and the ground truth (raw, weight 0 in TRL's `reward_weights`: logged, never
+trained on) are the same adapter with different settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..backends.rewards import check_finite
+from ..core.errors import UserError
+from ..core.metrics import Normalization
+
+# TRL logs each reward function's batch mean as `rewards/<__name__>/mean`.
+PROXY_NAME, GOLD_NAME = "proxy", "gold"
+PROXY_KEY, GOLD_KEY = f"rewards/{PROXY_NAME}/mean", f"rewards/{GOLD_NAME}/mean"
+VARIANCE_KEY = "rmteach/reward_variance"  # logged through TRL's `log_metric`, one value per prompt group
+
+
+class TrainingStopped(UserError):
+    """The run stopped on a non-finite reward, loss or gradient; the message names the step."""
+
+
+def completion_texts(completions: Sequence[Any]) -> list[str]:
+    """TRL completions as plain text: conversational ones are `[{"role": "assistant", "content": ...}]`."""
+    return [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+
+
+def group_variances(rewards: np.ndarray, prompts: Sequence[str]) -> list[float]:
+    """Within-prompt variance (ddof=1) of each run of consecutive equal prompts with at least 2 samples.
+
+    TRL lays a batch out prompt by prompt (`num_generations` copies in a row), so the runs are its groups.
+
+    >>> group_variances(np.array([1.0, 3.0, 0.0, 0.0]), ["a", "a", "b", "b"])
+    [2.0, 0.0]
+    """
+    out, start = [], 0
+    for i in range(1, len(prompts) + 1):
+        if i == len(prompts) or prompts[i] != prompts[start]:
+            if i - start >= 2:
+                out.append(float(np.var(rewards[start:i], ddof=1)))
+            start = i
+    return out
+
+
+class TRLReward:
+    """A loaded reward model as a TRL reward function, on the raw prompt text (so transforms pick prompts by it).
+
+    Arguments:
+        rm: a loaded reward model (`rmteach.backends.rewards.load_reward_model`, transform included).
+        name: the function's name in TRL's logs (`proxy` or `gold`).
+        norm: the run's normalization (the proxy), or None for raw rewards (the ground truth).
+        log_variance: report each prompt group's variance of the returned rewards through `log_metric`.
+    """
+
+    def __init__(self, rm: Any, name: str, norm: Normalization | None = None, log_variance: bool = False) -> None:
+        self.__name__ = name  # TRL names the reward function's logs after it
+        self.rm, self.norm, self.log_variance = rm, norm, log_variance
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str], *, step: int | None = None) -> np.ndarray:
+        """Rewards (n,) of raw-prompt/response pairs; a non-finite reward stops the run, naming the step."""
+        raw = self.rm.score(list(prompts), list(responses))
+        try:
+            check_finite(self.rm.name, raw, prompts)
+        except UserError as e:
+            raise TrainingStopped(f"step {step}: {e}" if step is not None else str(e)) from None
+        return self.norm.apply(raw) if self.norm is not None else raw
+
+    def __call__(self, prompts, completions, raw_prompt, trainer_state=None, log_metric=None, **kwargs) -> list[float]:
+        step = trainer_state.global_step + 1 if trainer_state is not None else None
+        r = self.score(raw_prompt, completion_texts(completions), step=step)  # (local batch,)
+        if self.log_variance and log_metric is not None:
+            for v in group_variances(r, raw_prompt):
+                log_metric(VARIANCE_KEY, v)
+        return r.tolist()
+
+
+def proxy_reward(rm: Any, norm: Normalization) -> TRLReward:
+    """The proxy RM: normalized, its prompt-group variances logged."""
+    return TRLReward(rm, PROXY_NAME, norm, log_variance=True)
+
+
+def gold_reward(rm: Any) -> TRLReward:
+    """The ground truth: raw rewards, only logged (weight 0)."""
+    return TRLReward(rm, GOLD_NAME)

@@ -1,0 +1,156 @@
+"""TRL wiring of `rmteach train`: the `RLOOConfig`/`GRPOConfig` of a run, the trainer class, its data set.
+
+Nothing in TRL's training loop is changed: the trainer class only makes the shuffle resumable
+(`_EpochSeeded`), and the callbacks are tidied (rmteach prints its own progress).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..core.data import Prompt
+from ..core.errors import UserError
+from ..core.hf import resolve_device
+from .config import Layout, TrainConfig
+
+
+def use_cpu(cfg: TrainConfig) -> bool:
+    """Whether this run trains on the CPU (accelerate's `ACCELERATE_USE_CPU`, or no GPU for `device`)."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
+        return True
+    if cfg.device.startswith("cuda:"):
+        raise UserError(f"device '{cfg.device}': train picks GPUs through CUDA_VISIBLE_DEVICES; use device: cuda")
+    return resolve_device(cfg.device) == "cpu"
+
+
+@contextmanager
+def quiet_third_party() -> Iterator[None]:
+    """Silence deprecation notices that TRL 1.x triggers inside transformers 5.x (not ours to fix)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed in v6", category=FutureWarning)
+        yield
+
+
+def build_trl_config(cfg: TrainConfig, out: Path, steps: int, layout: Layout, *, use_cpu: bool) -> Any:
+    """The `RLOOConfig` or `GRPOConfig` of a run; `trl_args` are applied last. Bad TRL values -> `UserError`."""
+    from trl import GRPOConfig, RLOOConfig
+
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(out),
+        seed=cfg.seed,
+        max_steps=steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        optim={"adamw": "adamw_torch", "sgd": "sgd"}[cfg.optimizer],
+        per_device_train_batch_size=layout.per_device,
+        gradient_accumulation_steps=layout.accumulation,
+        num_generations=cfg.samples_per_prompt,
+        max_completion_length=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        top_k=0,
+        beta=cfg.kl_coef,
+        reward_weights=[1.0, 0.0] if cfg.ground_truth else [1.0],  # the ground truth never trains
+        disable_dropout=True,  # logprobs of sampling, training and the reference must agree
+        remove_unused_columns=False,  # the reward functions read the raw prompt text column
+        logging_steps=1,
+        logging_nan_inf_filter=False,  # a NaN loss must reach the tracking callback, not be averaged away
+        report_to=list(cfg.report_to),
+        save_strategy="steps" if cfg.checkpoint_every else "no",
+        save_steps=cfg.checkpoint_every or 500,
+        save_total_limit=cfg.keep_checkpoints,
+        eval_strategy="no",  # rmteach evaluates itself (TrackingCallback): own RNG, no loss forward passes
+        disable_tqdm=True,  # rmteach shows one rich progress bar
+        dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # a text-only causal LM uses every parameter
+        use_cpu=use_cpu,
+        bf16=cfg.bf16,
+        fp16=False,
+        use_vllm=cfg.use_vllm,
+        vllm_mode=cfg.vllm_mode,
+    )
+    if cfg.algorithm == "rloo":
+        cls = RLOOConfig
+        kwargs["normalize_advantages"] = cfg.rloo_normalize_advantages
+    else:
+        cls = GRPOConfig
+        kwargs["scale_rewards"] = cfg.grpo_scale_rewards
+    fields = cls.__dataclass_fields__
+    # transformers renamed `gradient_checkpointing` to `activation_checkpointing` (5.2x); accept either release
+    kwargs["activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"] = (
+        cfg.gradient_checkpointing)
+    unknown = sorted(set(cfg.trl_args) - set(fields))
+    if unknown:
+        raise UserError(f"trl_args: {cls.__name__} has no field '{unknown[0]}'")
+    kwargs.update(cfg.trl_args)
+    try:
+        with quiet_third_party():
+            return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"invalid {cls.__name__} settings: {first}") from None
+
+
+def train_dataset(tok: Any, prompts: list[Prompt]):
+    """TRL's train set: the prompt as a user turn when the policy has a chat template, and the raw text."""
+    from datasets import Dataset
+
+    chat = bool(getattr(tok, "chat_template", None))
+    return Dataset.from_list([
+        {"prompt": [{"role": "user", "content": p.text}] if chat else p.text, "raw_prompt": p.text, "prompt_id": p.id}
+        for p in prompts
+    ])
+
+
+class _EpochSeeded:
+    """A TRL `RepeatSampler` whose shuffle depends on (seed, epoch) only, not on how many epochs this process ran.
+
+    TRL's sampler draws each epoch's permutation from one generator that starts over in a resumed process, so
+    a run resumed in epoch e would replay epoch 0's order. Transformers calls `set_epoch` before each epoch.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.epoch = inner, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        if self.inner.shuffle:
+            self.inner.generator.manual_seed((self.inner.seed or 0) * 1_000_003 + self.epoch)
+        return iter(self.inner)
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+def trainer_class(algorithm: str) -> type:
+    """TRL's `RLOOTrainer` or `GRPOTrainer`, with a resumable shuffle (`_EpochSeeded`); nothing else changed."""
+    from trl import GRPOTrainer, RLOOTrainer
+
+    base = RLOOTrainer if algorithm == "rloo" else GRPOTrainer
+
+    class Trainer(base):
+        def _get_train_sampler(self, dataset: Any = None) -> Any:
+            return _EpochSeeded(super()._get_train_sampler(dataset))
+
+    Trainer.__name__ = Trainer.__qualname__ = base.__name__
+    return Trainer
+
+
+def tidy_callbacks(trainer: Any, out: Path) -> None:
+    """Drop the stdout log printer (rmteach has its own progress) and send TensorBoard logs to OUT/tensorboard."""
+    from transformers.integrations import TensorBoardCallback
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    for cb in trainer.callback_handler.callbacks:
+        if isinstance(cb, TensorBoardCallback):
+            cb.logging_dir = str(out / "tensorboard")

@@ -1,0 +1,113 @@
+"""A fake study world whose outcomes are known by construction, shared by the study tests.
+
+The train block is validated by the real `TrainConfig`; only `run_train` itself is replaced (`fake_train`).
+The fakes are module-level so that worker processes (`jobs: 2`) can import them by name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+from rmteach.core import io
+from rmteach.core.config import to_plain, validate
+from rmteach.core.data import write_jsonl
+from rmteach.study.config import StudyConfig
+from rmteach.train.config import TrainConfig
+
+POLICIES = ("alpha", "beta")
+CANDIDATES = ("rm100", "rm50", "rm0", "perfect", "loud")
+GOLD = "gold"
+# (policy, RM) -> (reward variance, on-policy accuracy, off-policy accuracy vs gold, gold increase per run)
+# alpha: variance orders the teachers except loud (high variance, inaccurate, slow); beta: rm0 teaches best.
+WORLD = {
+    ("alpha", "rm100"): (0.60, 0.66, 0.63, 0.50),
+    ("alpha", "rm50"): (0.50, 0.64, 0.76, 0.40),
+    ("alpha", "rm0"): (0.30, 0.59, 0.76, 0.20),
+    ("alpha", "perfect"): (0.10, 1.00, 1.00, 0.05),
+    ("alpha", "loud"): (0.90, 0.52, 0.55, 0.30),
+    ("alpha", "gold"): (0.25, 1.00, 1.00, 0.35),
+    ("beta", "rm100"): (0.40, 0.62, 0.63, 0.30),
+    ("beta", "rm50"): (0.45, 0.63, 0.76, 0.35),
+    ("beta", "rm0"): (0.70, 0.60, 0.76, 0.60),
+    ("beta", "perfect"): (0.05, 1.00, 1.00, 0.02),
+    ("beta", "loud"): (0.95, 0.51, 0.55, 0.10),
+    ("beta", "gold"): (0.30, 1.00, 1.00, 0.40),
+}
+SEED_BUMP = 0.01  # each seed adds this much per seed index to the gold increase
+
+
+def gold_increase(policy: str, rm: str, seed: int) -> float:
+    return WORLD[(policy, rm)][3] + SEED_BUMP * seed
+
+
+def fake_train(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> dict:
+    """Write metrics.jsonl with a straight gold curve rising by `gold_increase` over the run."""
+    assert overwrite and not resume
+    report = json.loads(Path(cfg.normalization.path).read_text())  # the normalization must be readable
+    assert cfg.reward_model.name in [c["name"] for c in report["reward_models"]]
+    inc = gold_increase(cfg.policy.display_name, cfg.reward_model.name, cfg.seed)
+    records = []
+    for step in range(cfg.steps + 1):
+        rec = {"step": step, "proxy_reward": 0.0, "gold_reward": 0.0, "reward_variance": 1.0, "kl": 0.0,
+               "learning_rate": cfg.learning_rate, "wall_time": 123.0 + step}
+        if step % cfg.eval_every == 0:
+            rec.update(eval_gold_reward=0.2 + inc * step / cfg.steps, eval_proxy_reward=-0.5 + 2 * inc * step / cfg.steps,
+                       eval_reward_variance=0.5)
+        records.append(rec)
+    write_jsonl(out / "metrics.jsonl", records)
+    return {"final": inc}
+
+
+def fake_evaluate(ecfg, folder: Path) -> dict:
+    """A report.json with the WORLD's predictors; normalization (mean i/10, std 1 + i) by RM position."""
+    policy = ecfg.policy.display_name
+    cards = []
+    for i, rm in enumerate(ecfg.all_reward_models()):
+        var, on, off, _ = WORLD[(policy, rm.name)]
+        cards.append({"name": rm.name, "is_ground_truth": rm.name == GOLD,
+                      "normalization": {"mean": i / 10, "std": 1.0 + i},
+                      "reward_variance": {"mean": var}, "onpolicy_accuracy": on, "offpolicy_accuracy": 0.5,
+                      "offpolicy_accuracy_vs_gold": off})
+    report = {"schema": "rmteach.evaluate/1", "policy": policy, "reward_models": cards, "config": to_plain(ecfg)}
+    io.write_json(folder / "report.json", report)
+    return report
+
+
+def study_dict(**changes) -> dict:
+    cfg = {
+        "name": "fake world",
+        "policies": [{"name": p, "path": f"/models/{p}"} for p in POLICIES],
+        "reward_models": [{"name": n, "callable": "rm_fns:gold"} for n in CANDIDATES],
+        "ground_truth": {"name": GOLD, "callable": "rm_fns:gold"},
+        "prompts": {"train": {"path": "/data/train.jsonl"}, "eval": {"path": "/data/eval.jsonl"}},
+        "preferences": {"path": "/data/prefs.jsonl"},
+        "seeds": [0, 1],
+        "evaluate": {"sampling": {"samples_per_prompt": 4}, "device": "cpu"},
+        "train": {"steps": 8, "eval_every": 2},
+        "analysis": {"bootstrap_samples": 20},
+    }
+    cfg["reward_models"][3]["transform"] = {"fraction": 0.5, "factor": 0.001}
+    cfg.update(changes)
+    return cfg
+
+
+def make_config(**changes) -> StudyConfig:
+    return validate(StudyConfig, study_dict(**changes), "study.yaml")
+
+
+class Counting:
+    """A trainer that records which runs it trained and fails on the `fail_at`-th call (a "kill")."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.calls: list[str] = []
+        self.fail_at = fail_at
+
+    def __call__(self, cfg, out, *, resume, overwrite):
+        self.calls.append(f"{cfg.policy.display_name}/{cfg.reward_model.name}/seed{cfg.seed}")
+        if self.fail_at is not None and len(self.calls) == self.fail_at:
+            (out / "metrics.jsonl").parent.mkdir(parents=True, exist_ok=True)
+            (out / "metrics.jsonl").write_text('{"step": 0}\n')  # half a run
+            raise KeyboardInterrupt
+        return fake_train(cfg, out, resume=resume, overwrite=overwrite)
