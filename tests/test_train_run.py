@@ -216,7 +216,8 @@ def test_two_cpu_processes_under_accelerate_gather_metrics(world, tmp_path):
            "--config", str(cfg_path), "--out", str(out)]
     r = subprocess.run(cmd, env={**env(), "RMTEACH_TEST_REWARD_LOG": str(log)}, capture_output=True, text=True,
                        timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    # both ranks' stderr in full: a rank's own last words (e.g. an abort at exit) come before torchrun's report
+    assert r.returncode == 0, f"exit {r.returncode}\n--- stdout ---\n{r.stdout[-2000:]}\n--- stderr ---\n{r.stderr}"
     assert json.loads((out / "run.json").read_text())["processes"] == 2
     assert len(reward_calls(log)) == 2  # both processes scored
     check_against_logs(out, log, world, k=4, m=4, eval_steps=[0, 2, 4])

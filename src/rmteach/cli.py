@@ -7,6 +7,7 @@ is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -153,6 +154,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rmteach {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _end_process_group()
+
+
+def _end_process_group() -> None:
+    """Tear down the process group of an `accelerate launch` run while the interpreter is still whole.
+
+    Gloo frees a finished collective's tensors on its own worker thread, which must take the GIL to do so. Left
+    to interpreter exit (the last collective, TRL's end-of-training `store_flos` all_gather, comes a few ms
+    before it), that thread can ask for the GIL after finalization began: CPython then ends the thread inside a
+    C++ destructor and the process aborts ("terminate called without an active exception", SIGABRT). Freeing the
+    trainer (a reference cycle that holds the group) and then destroying the group joins those threads first.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    gc.collect()  # the trainer's DDP model holds the group; only then does destroying it join gloo's threads
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
