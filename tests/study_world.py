@@ -61,15 +61,19 @@ def fake_train(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool) ->
 
 
 def fake_evaluate(ecfg, folder: Path) -> dict:
-    """A report.json with the WORLD's predictors; normalization (mean i/10, std 1 + i) by RM position."""
+    """A report.json with the WORLD's predictors; normalization (mean i/10, std 1 + i) by RM position; a
+    gold_rate forecast proportional to the RM's true gold increase (a perfect forecast, for claim (d))."""
     policy = ecfg.policy.display_name
     cards = []
     for i, rm in enumerate(ecfg.all_reward_models()):
-        var, on, off, _ = WORLD[(policy, rm.name)]
+        var, on, off, inc = WORLD[(policy, rm.name)]
+        forecast = {"gold_rate": {"value": 10 * inc, "ci95": [9 * inc, 11 * inc]},  # ranks like the outcome
+                    "lookahead": {"value": var * on, "ci95": None}, "best_of_k_gold_lift": {"value": on, "ci95": None},
+                    "gradient_alignment": None}
         cards.append({"name": rm.name, "is_ground_truth": rm.name == GOLD,
                       "normalization": {"mean": i / 10, "std": 1.0 + i},
                       "reward_variance": {"mean": var}, "onpolicy_accuracy": on, "offpolicy_accuracy": 0.5,
-                      "offpolicy_accuracy_vs_gold": off})
+                      "offpolicy_accuracy_vs_gold": off, "forecast": forecast})
     report = {"schema": "rmteach.evaluate/1", "policy": policy, "reward_models": cards, "config": to_plain(ecfg)}
     io.write_json(folder / "report.json", report)
     return report

@@ -14,8 +14,14 @@ from rmteach.study import claims as C
 def test_predictors_prefer_agreement_with_ground_truth():
     card = {"reward_variance": {"mean": 0.5}, "onpolicy_accuracy": 0.6, "offpolicy_accuracy": 0.9,
             "offpolicy_accuracy_vs_gold": 0.7}
+    none = dict.fromkeys(A.FORECASTS)  # a report card without a ground truth has no forecast
     assert A.predictors_from_card(card) == {"reward_variance": 0.5, "onpolicy_accuracy": 0.6,
-                                            "offpolicy_accuracy": 0.7, "on_off_accuracy": pytest.approx(0.65)}
+                                            "offpolicy_accuracy": 0.7, "on_off_accuracy": pytest.approx(0.65), **none}
+    card["forecast"] = {"gold_rate": {"value": 0.3, "ci95": [0.2, 0.4]}, "lookahead": {"value": 0.1},
+                        "best_of_k_gold_lift": {"value": 0.5}, "gradient_alignment": None}
+    got = A.predictors_from_card(card)
+    assert (got["gold_rate"], got["lookahead"], got["best_of_k_gold_lift"], got["gradient_alignment"]) == (
+        0.3, 0.1, 0.5, None)
     card["offpolicy_accuracy_vs_gold"] = None
     assert A.predictors_from_card(card)["offpolicy_accuracy"] == 0.9
 

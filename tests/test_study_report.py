@@ -31,7 +31,9 @@ def make_study(name: str = "synthetic", rms=RMS, policies=("p", "q"), seeds=(0, 
                 runs.append({"policy": pol, "reward_model": rm, "seed": seed, "is_ground_truth": rm == "gold",
                              "folder": f"runs/{pol}/{rm}/seed{seed}",
                              "predictors": {"reward_variance": var, "onpolicy_accuracy": on, "offpolicy_accuracy": off,
-                                            "on_off_accuracy": (on + off) / 2},
+                                            "on_off_accuracy": (on + off) / 2, "gold_rate": RATE[(pol, rm)] + 0.1,
+                                            "lookahead": var * on, "best_of_k_gold_lift": on,
+                                            "gradient_alignment": None},  # not computed: no table row, no plot
                              "outcomes": outcomes.run_outcomes(curve, [0.5, 1.0]), "curve": curve})
     result = analysis.analyze(runs, budgets=[0.5, 1.0], primary_outcome="gold_increase@1", include_ground_truth=False,
                               n_resamples=20, seed=0, roles={}, transformed={"c"})
@@ -49,8 +51,12 @@ def test_describe_outcome():
 def test_correlation_table_puts_the_paper_beside_ours():
     study = make_study()
     header, rows = study_report.correlation_rows(study, "gold_increase@1")
-    assert header[-2:] == ["paper Pearson", "paper Spearman"]
-    assert len(rows) == len(analysis.PREDICTORS) * 3  # p, q, pooled
+    assert header[-3:] == ["noise ceiling (split-half Spearman)", "paper Pearson", "paper Spearman"]
+    assert len(rows) == (len(analysis.PREDICTORS) - 1) * 3  # p, q, pooled; gradient alignment was not measured
+    # 2 seeds whose bump (0.01 * seed) is the same for every RM: the halves rank the RMs identically.
+    assert {r[-3] for r in rows} == {"1.000 (1 splits)"}
+    rate = [r for r in rows if r[0] == "forecast: gold_rate"][0]
+    assert rate[4].startswith("1.000") and rate[-2:] == ["", ""]  # gold_rate = the rate + 0.1: ranks exactly
     first = rows[0]
     assert first[:3] == ["reward variance", "p", "3"] and first[-2:] == ["0.834", "0.714"]
     assert rows[1][-2:] == ["", ""] and rows[2][1] == "pooled"
@@ -102,7 +108,8 @@ def test_write_report_is_deterministic(tmp_path):
     paths = study_report.write_report(tmp_path / "one", study)
     study_report.write_report(tmp_path / "two", study)
     names = sorted(p.name for p in (tmp_path / "one" / "plots").iterdir())
-    assert names == sorted(["curves_p.png", "curves_q.png"] + [f"scatter_{p}.png" for p in analysis.PREDICTORS])
+    assert names == sorted(["curves_p.png", "curves_q.png"] + [f"scatter_{p}.png" for p in analysis.PREDICTORS
+                                                                if p != "gradient_alignment"])
     for n in names:
         assert (tmp_path / "one" / "plots" / n).read_bytes() == (tmp_path / "two" / "plots" / n).read_bytes()
     assert paths["report"].read_text() == (tmp_path / "two" / "report.html").read_text()
@@ -129,4 +136,5 @@ def test_report_renders_in_headless_chromium(tmp_path):
     broken = tmp_path / "broken.html"
     broken.write_text(paths["report"].read_text().replace("base64,iVBOR", "base64,XXXX", 1))
     problems = check.check(broken)
-    assert problems and "1 of 7 images did not load" in problems[0]
+    n_images = paths["report"].read_text().count("<img ")  # 2 curves + 8 scatter plots
+    assert n_images == 10 and problems and f"1 of {n_images} images did not load" in problems[0]

@@ -12,6 +12,7 @@ from ..core import io, metrics
 from ..core.config import to_plain
 from ..core.data import PreferencePair, Prompt
 from .config import EvaluateConfig
+from .forecast import forecast_report, forecast_sentence
 
 SCHEMA = "rmteach.evaluate/1"
 
@@ -33,6 +34,7 @@ class EvalData:
     responses: list[list[str]]  # (n_prompts, k)
     pairs: list[PreferencePair] | None
     rewards: dict[str, RewardTable] = field(default_factory=dict)  # by RM name, ground truth last
+    gradient: dict[str, Any] | None = None  # `evaluate.gradient.gradient_alignment`'s result, when asked for
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -52,8 +54,8 @@ def rm_metrics(
         "offpolicy_accuracy": None,
         "offpolicy_accuracy_vs_gold": None,
     }
-    if gold is not None:
-        card["onpolicy_accuracy"] = metrics.onpolicy_accuracy(table.onpolicy, gold.onpolicy)
+    if gold is not None:  # the ground truth may score only the first m prompts (`forecast.max_prompts`)
+        card["onpolicy_accuracy"] = metrics.onpolicy_accuracy(table.onpolicy[: len(gold.onpolicy)], gold.onpolicy)
     if table.chosen is not None and table.rejected is not None:
         card["offpolicy_accuracy"] = metrics.offpolicy_accuracy(table.chosen, table.rejected)
         if gold is not None and gold.chosen is not None and gold.rejected is not None:
@@ -72,7 +74,23 @@ def build_report(cfg: EvaluateConfig, data: EvalData) -> dict[str, Any]:
         card = rm_metrics(
             data.rewards[rm_cfg.name], gold, n_resamples=cfg.bootstrap_samples, seed=cfg.sampling.seed
         )
-        rms.append({"name": rm_cfg.name, "is_ground_truth": rm_cfg.name == gold_name, **card})
+        rms.append({"name": rm_cfg.name, "is_ground_truth": rm_cfg.name == gold_name, **card, "forecast": None})
+    fc, forecast, ranking = cfg.forecast, _no_forecast(), None
+    if gold is not None:
+        grad = data.gradient["values"] if data.gradient else None
+        blocks, ranking = forecast_report(
+            {name: t.onpolicy for name, t in data.rewards.items()}, gold.onpolicy,
+            [rm.name for rm in cfg.reward_models], group=fc.group, steps=fc.lookahead_steps,
+            step_size=fc.lookahead_step_size, primary=fc.primary, n_resamples=cfg.bootstrap_samples,
+            seed=cfg.sampling.seed, gradient=grad)
+        for card in rms:
+            card["forecast"] = blocks[card["name"]]
+        ranking["sentence"] = forecast_sentence(ranking, fc.primary, cfg.policy.display_name)
+        forecast = {"available": True, "primary": fc.primary, "num_prompts": len(gold.onpolicy),
+                    "advantage": "per-prompt standardized (GRPO group scaling)" if fc.group
+                    else "normalized over all samples",
+                    "gradient_parameters": None if not data.gradient else data.gradient["parameters"],
+                    "gradient_num_parameters": None if not data.gradient else data.gradient["n_parameters"]}
     return {
         "schema": SCHEMA,
         "policy": cfg.policy.display_name,
@@ -82,8 +100,15 @@ def build_report(cfg: EvaluateConfig, data: EvalData) -> dict[str, Any]:
         "seed": cfg.sampling.seed,
         "ground_truth": gold_name,
         "reward_models": rms,
+        "forecast": forecast,
+        "ranking": ranking,
         "config": to_plain(cfg),
     }
+
+
+def _no_forecast() -> dict[str, Any]:
+    return {"available": False, "note": "no forecast without a ground truth: add `ground_truth` (any reward model "
+            "or callable can serve, e.g. a larger judge) to forecast and rank the reward models"}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -91,22 +116,25 @@ def build_report(cfg: EvaluateConfig, data: EvalData) -> dict[str, Any]:
 
 
 def rewards_frame(data: EvalData):
-    """One row per (prompt, sample, RM): prompt_id, sample, reward_model, reward, prompt, response."""
+    """One row per (prompt, sample, RM): prompt_id, sample, reward_model, reward, prompt, response.
+
+    An RM scored on the first m prompts only (the ground truth under `forecast.max_prompts`) has m * K rows.
+    """
     import pandas as pd
 
     k = len(data.responses[0])
-    n = len(data.prompts)
     frames = []
     for name, table in data.rewards.items():
+        n = len(table.onpolicy)
         frames.append(
             pd.DataFrame(
                 {
-                    "prompt_id": np.repeat([p.id for p in data.prompts], k).astype(str),
+                    "prompt_id": np.repeat([p.id for p in data.prompts[:n]], k).astype(str),
                     "sample": np.tile(np.arange(k), n).astype(np.int64),
                     "reward_model": name,
                     "reward": table.onpolicy.ravel(),
-                    "prompt": np.repeat([p.text for p in data.prompts], k),
-                    "response": [r for row in data.responses for r in row],
+                    "prompt": np.repeat([p.text for p in data.prompts[:n]], k),
+                    "response": [r for row in data.responses[:n] for r in row],
                 }
             )
         )
@@ -141,17 +169,39 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 
 def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the one-line-per-RM summary (markdown and terminal share it)."""
-    header = ["reward model", "variance (mean)", "95% CI", "frac var<0.01", "on-policy acc", "off-policy acc",
-              "off-policy acc vs gold"]
+    """Header and rows of the one-line-per-RM summary (markdown and terminal share it), forecast first.
+
+    With a ground truth the rows follow the ranking (best first, the ground truth last as a reference).
+    """
+    primary = (report.get("ranking") or {}).get("primary")
+    header = ["reward model"]
+    if primary:
+        header += [f"forecast: {primary}", "95% CI", "P(above next)", "best-of-K lift"]
+    header += ["variance (mean)", "95% CI", "frac var<0.01", "on-policy acc", "off-policy acc",
+               "off-policy acc vs gold"]
+    cards = {rm["name"]: rm for rm in report["reward_models"]}
+    order = [o["name"] for o in report["ranking"]["order"]] if primary else list(cards)
+    p_next = {o["name"]: o["p_above_next"] for o in report["ranking"]["order"]} if primary else {}
+    order += [n for n in cards if n not in order]  # the ground truth
     rows = []
-    for rm in report["reward_models"]:
+    for name in order:
+        rm = cards[name]
         v = rm["reward_variance"]
-        name = rm["name"] + (" (ground truth)" if rm["is_ground_truth"] else "")
-        rows.append([name, _fmt(v["mean"]), f"[{_fmt(v['ci95'][0])}, {_fmt(v['ci95'][1])}]",
-                     _fmt(v["frac_below_0.01"], 2), _fmt(rm["onpolicy_accuracy"]), _fmt(rm["offpolicy_accuracy"]),
-                     _fmt(rm["offpolicy_accuracy_vs_gold"])])
+        row = [name + (" (ground truth)" if rm["is_ground_truth"] else "")]
+        if primary:
+            f = rm["forecast"][primary] or {"value": None}
+            ci = f.get("ci95")
+            row += [_fmt(f["value"]), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-", _fmt(p_next.get(name), 2),
+                    _fmt(rm["forecast"]["best_of_k_gold_lift"]["value"])]
+        row += [_fmt(v["mean"]), f"[{_fmt(v['ci95'][0])}, {_fmt(v['ci95'][1])}]", _fmt(v["frac_below_0.01"], 2),
+                _fmt(rm["onpolicy_accuracy"]), _fmt(rm["offpolicy_accuracy"]), _fmt(rm["offpolicy_accuracy_vs_gold"])]
+        rows.append(row)
     return header, rows
+
+
+def verdict(report: dict[str, Any]) -> str:
+    """The summary's closing sentence: the best teacher and those within noise of it, or why there is none."""
+    return report["ranking"]["sentence"] if report.get("ranking") else report["forecast"]["note"] + "."
 
 
 def summary_markdown(report: dict[str, Any]) -> str:
@@ -162,12 +212,14 @@ def summary_markdown(report: dict[str, Any]) -> str:
         f"{report['num_prompts']} prompts x {report['samples_per_prompt']} samples, seed {report['seed']}. "
         "Variance: mean over prompts of the within-prompt variance (ddof=1) of rewards normalized over all "
         "samples. Accuracy: agreement with the ground truth's ordering over sample pairs (on-policy) or "
-        "preference pairs (off-policy).",
+        "preference pairs (off-policy). Forecast: the ground-truth gain the RM's policy gradient would give "
+        "(`gold_rate`: its initial rate; see the README's \"Which RM should I use?\").",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["", verdict(report)]
     return "\n".join(lines) + "\n"
 
 
@@ -182,6 +234,7 @@ def print_summary(report: dict[str, Any]) -> None:
     for r in rows:
         table.add_row(*r)
     Console().print(table)  # stdout: the result itself; progress and messages go to stderr
+    Console().print(verdict(report), highlight=False)
 
 
 def write_outputs(out: Path, report: dict[str, Any], data: EvalData) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,21 @@ def get_samples(cfg: EvaluateConfig, prompts: list[Prompt], device: str) -> tupl
 # Scoring
 
 
-def score_one(rm_cfg: RewardModelConfig, data: EvalData, device: str, dtype: str) -> RewardTable:
-    """Load one RM, score on-policy samples and preference pairs, free it. Every reward is checked finite."""
-    n_items = len(data.prompts) * len(data.responses[0]) + (2 * len(data.pairs) if data.pairs else 0)
+def score_one(
+    rm_cfg: RewardModelConfig, data: EvalData, device: str, dtype: str, limit: int | None = None
+) -> RewardTable:
+    """Load one RM, score on-policy samples (of the first `limit` prompts) and preference pairs, free it.
+
+    Every reward is checked finite.
+    """
+    prompts = data.prompts[:limit]
+    n_items = len(prompts) * len(data.responses[0]) + (2 * len(data.pairs) if data.pairs else 0)
     rm = load_reward_model(rm_cfg, device=device, dtype=dtype)
     try:
         with progress_bar(f"scoring with {rm_cfg.name}", n_items) as advance:
-            table = RewardTable(onpolicy=score_grid(  # (n_prompts, k)
-                rm, [p.text for p in data.prompts], data.responses, ids=[p.id for p in data.prompts], progress=advance))
+            table = RewardTable(onpolicy=score_grid(  # (n_prompts or limit, k)
+                rm, [p.text for p in prompts], data.responses[: len(prompts)], ids=[p.id for p in prompts],
+                progress=advance))
             if data.pairs:
                 pp = [p.prompt for p in data.pairs]
                 ids = [f"preference {p.id}" for p in data.pairs]
@@ -95,35 +103,77 @@ def preflight(cfg: EvaluateConfig) -> None:
         check_reward_source(rm_cfg, f"reward model '{rm_cfg.name}'")
 
 
-def evaluate(cfg: EvaluateConfig) -> tuple[dict[str, Any], EvalData]:
-    """Run an evaluation in memory: sample (or reuse cached samples), score with every RM, build the report.
+def evaluate(cfg: EvaluateConfig, timing: dict[str, Any] | None = None) -> tuple[dict[str, Any], EvalData]:
+    """Run an evaluation in memory: sample (or reuse cached samples), score with every RM, forecast, report.
+
+    Arguments:
+        cfg: the evaluation.
+        timing: filled with wall times in seconds (`sampling_s`, `scoring_s` per RM, `gradient_s`,
+            `forecast_s`), when given.
 
     Returns:
         (report dict, the measured data).
     """
+    timing = {} if timing is None else timing
     prompts = load_prompts(cfg.prompts)
     pairs = load_preferences(cfg.preferences) if cfg.preferences else None
     preflight(cfg)
     device = resolve_device(cfg.device)
+    t0 = time.perf_counter()
     responses, cached = get_samples(cfg, prompts, device)
+    timing["sampling_s"] = None if cached else round(time.perf_counter() - t0, 3)
     if cached:
         console().print(f"[dim]using cached samples for {cfg.policy.display_name} ({len(prompts)} prompts)[/dim]")
     data = EvalData(prompts=prompts, responses=responses, pairs=pairs)
+    gold_name = cfg.ground_truth.name if cfg.ground_truth else None
+    timing["scoring_s"] = {}
     for rm_cfg in cfg.all_reward_models():
-        data.rewards[rm_cfg.name] = score_one(rm_cfg, data, device, cfg.dtype)
+        t0 = time.perf_counter()
+        limit = cfg.forecast.max_prompts if rm_cfg.name == gold_name else None
+        data.rewards[rm_cfg.name] = score_one(rm_cfg, data, device, cfg.dtype, limit)
+        timing["scoring_s"][rm_cfg.name] = round(time.perf_counter() - t0, 3)
         if data.rewards[rm_cfg.name].onpolicy.std() == 0.0:
             console().print(
                 f"[yellow]warning:[/yellow] reward model '{rm_cfg.name}' gave the same reward to every sample "
                 "(std 0): its reward variance is reported as 0"
             )
-    return build_report(cfg, data), data
+    if cfg.forecast.gradient and gold_name is not None:
+        t0 = time.perf_counter()
+        data.gradient = _gradient_alignment(cfg, data, device, gold_name)
+        timing["gradient_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    report = build_report(cfg, data)
+    timing["forecast_s"] = round(time.perf_counter() - t0, 3)  # the whole report card, forecasts included
+    return report, data
+
+
+def _gradient_alignment(cfg: EvaluateConfig, data: EvalData, device: str, gold_name: str) -> dict[str, Any]:
+    """`gradient_alignment` of every RM (ground truth included) on the policy itself: one backward pass per RM."""
+    from .forecast import proxy_signal
+    from .gradient import gradient_alignment, load_policy_for_gradients
+
+    gold = data.rewards[gold_name].onpolicy  # (m, K)
+    m = len(gold)
+    model, tok = load_policy_for_gradients(cfg.policy.path, device=device, dtype=cfg.dtype,
+                                           trust_remote_code=cfg.policy.trust_remote_code)
+    proxies = {name: proxy_signal(t.onpolicy, group=cfg.forecast.group)[:m] for name, t in data.rewards.items()}
+    try:
+        with progress_bar("gradient alignment", m * len(gold[0]) * (len(proxies) + 1)) as advance:
+            return gradient_alignment(model, tok, [p.text for p in data.prompts[:m]], data.responses[:m], gold,
+                                      proxies, parameters=cfg.forecast.gradient_parameters,
+                                      batch_size=cfg.forecast.gradient_batch_size, seed=cfg.sampling.seed,
+                                      progress=advance)
+    finally:
+        del model
 
 
 def run_evaluate(cfg: EvaluateConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
     """`rmteach evaluate`: evaluate and write report.json, rewards.parquet and summary.md under `out`."""
     out = io.claim_out_dir(out, "report.json", to_plain(cfg), overwrite, "evaluate")
-    report, data = evaluate(cfg)
+    timing: dict[str, Any] = {}
+    report, data = evaluate(cfg, timing)
     write_outputs(out, report, data)
+    io.write_json(out / "timing.json", timing)  # wall times stay out of report.json (reruns are byte-identical)
     print_summary(report)
     console().print(f"wrote {out / 'report.json'}")
     return report

@@ -15,20 +15,30 @@ import numpy as np
 from ..core.metrics import CORRELATIONS, correlation_with_ci, minmax
 from .claims import (
     claim_best_differs,
+    claim_forecast_ranks_best,
     claim_low_variance_slower,
     claim_variance_beats_offpolicy,
     find_perfect_low_variance,
 )
+from .noise import split_half_reliability
 from .outcomes import outcome_names, proxy_counterpart
 
-PREDICTORS = ("reward_variance", "onpolicy_accuracy", "offpolicy_accuracy", "on_off_accuracy", "variance_and_accuracy")
+PAPER_PREDICTORS = ("reward_variance", "onpolicy_accuracy", "offpolicy_accuracy", "on_off_accuracy",
+                    "variance_and_accuracy")
+FORECASTS = ("gold_rate", "lookahead", "gradient_alignment", "best_of_k_gold_lift")  # from `evaluate.forecast`
+PREDICTORS = PAPER_PREDICTORS + FORECASTS
 PREDICTOR_LABELS = {
     "reward_variance": "reward variance",
     "onpolicy_accuracy": "on-policy accuracy",
     "offpolicy_accuracy": "off-policy accuracy",
     "on_off_accuracy": "on- & off-policy accuracy (average)",
     "variance_and_accuracy": "variance & accuracy (average)",
+    "gold_rate": "forecast: gold_rate",
+    "lookahead": "forecast: lookahead",
+    "gradient_alignment": "forecast: gradient alignment",
+    "best_of_k_gold_lift": "best-of-K gold lift (PPE)",
 }
+DERIVED = ("variance_and_accuracy",)  # depends on the RMs compared: computed per scope by `predictor_matrix`
 # The accuracy that `variance_and_accuracy` averages with variance (both min-max scaled within the RMs compared).
 COMBINED_ACCURACY = "onpolicy_accuracy"
 MIN_POINTS = 3  # a correlation over fewer RMs is undefined
@@ -42,17 +52,20 @@ def predictors_from_card(card: dict[str, Any]) -> dict[str, float | None]:
 
     Off-policy accuracy is agreement with the ground truth's ordering of the preference pairs (the paper's
     "relabeled by the ground truth") when the report has it, else agreement with the data set's labels.
-    `variance_and_accuracy` depends on the other RMs compared and is filled in by `correlations`.
+    `variance_and_accuracy` depends on the other RMs compared and is filled in by `correlations`. The
+    forecasts are None in a report without a ground truth (and `gradient_alignment` unless it was asked for).
     """
     off = card.get("offpolicy_accuracy_vs_gold")
     if off is None:
         off = card.get("offpolicy_accuracy")
     on = card.get("onpolicy_accuracy")
+    forecast = card.get("forecast") or {}
     return {
         "reward_variance": float(card["reward_variance"]["mean"]),
         "onpolicy_accuracy": on,
         "offpolicy_accuracy": off,
         "on_off_accuracy": None if on is None or off is None else (on + off) / 2.0,
+        **{name: (forecast.get(name) or {}).get("value") for name in FORECASTS},
     }
 
 
@@ -121,7 +134,7 @@ def predictor_matrix(points: Sequence[dict[str, Any]]) -> dict[str, np.ndarray |
     scaled within these points (so it depends on which RMs are compared, as in the paper).
     """
     cols: dict[str, np.ndarray | None] = {}
-    for name in PREDICTORS[:-1]:
+    for name in (p for p in PREDICTORS if p not in DERIVED):
         vals = [p["predictors"].get(name) for p in points]
         cols[name] = None if any(v is None for v in vals) else np.asarray(vals, dtype=np.float64)
     var, acc = cols["reward_variance"], cols[COMBINED_ACCURACY]
@@ -155,7 +168,9 @@ def correlations(
 
     Returns:
         `{"include_ground_truth", "excluded", "min_points", "scopes": {scope: {"reward_models", "n", "note",
-        "table": {predictor: {outcome: {method: {"value", "ci95", "n"}}}}}}}`; values are None when undefined.
+        "table": {predictor: {outcome: {method: {"value", "ci95", "n"}}}}, "noise_ceiling": {outcome:
+        split-half reliability}}}}`; values are None when undefined. The noise ceiling (for `ci_outcomes`) is
+        how well the outcome's RM ranking from half the seeds agrees with the other half's.
     """
     result: dict[str, Any] = {"include_ground_truth": include_ground_truth, "excluded": list(exclude),
                               "min_points": MIN_POINTS, "scopes": {}}
@@ -179,8 +194,17 @@ def correlations(
                         b = n_resamples if out in ci_outcomes else 0
                         table[pred][out][method] = correlation_with_ci(x, y, method, n_resamples=b, seed=seed)
         label = [p["reward_model"] if scope != "pooled" else f"{p['policy']}/{p['reward_model']}" for p in pts]
-        result["scopes"][scope] = {"reward_models": label, "n": n, "note": note, "table": table}
+        ceiling = {out: split_half_reliability(seed_matrix(pts, out)) for out in ci_outcomes}
+        result["scopes"][scope] = {"reward_models": label, "n": n, "note": note, "table": table,
+                                   "noise_ceiling": ceiling}
     return result
+
+
+def seed_matrix(points: Sequence[dict[str, Any]], outcome: str) -> np.ndarray:
+    """(n_points, n_seeds) per-seed values of `outcome`, seeds cut to the fewest any point has."""
+    values = [p["outcomes"][outcome]["values"] for p in points]
+    s = min((len(v) for v in values), default=0)
+    return np.asarray([v[:s] for v in values], dtype=np.float64).reshape(len(values), s)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -226,6 +250,7 @@ def analyze(
     roles: dict[str, str | None],
     transformed: set[str],
     exclude: Sequence[str] = (),
+    forecast: str = "gold_rate",
 ) -> dict[str, Any]:
     """Points, correlations, rankings and claims of a study from its runs.
 
@@ -233,26 +258,35 @@ def analyze(
         runs: one dict per run with `policy`, `reward_model`, `seed`, `is_ground_truth`, `predictors`
             (`predictors_from_card`) and `outcomes` (`run_outcomes`).
         budgets: the outcome budgets; primary_outcome: the gold outcome rankings and claims use.
-        include_ground_truth: whether the ground truth's run enters the correlations.
-        n_resamples, seed: the correlation bootstrap.
+        include_ground_truth: whether the ground truth's run enters the paper-set correlations.
+        n_resamples, seed: the correlation and seed bootstraps.
         roles: RM name -> its `role` in the config; transformed: names of RMs with a reward transform.
-        exclude: candidate RMs left out of the correlations (and so of claim (b)); still ranked, and still in
-            claims (a) and (c).
+        exclude: candidate RMs left out of the paper-set correlations (and so of claim (b)); still ranked, in
+            claims (a) and (c), and in the all-RMs correlations and claim (d).
+        forecast: the primary forecast claim (d) judges.
 
     Returns:
-        `{"points", "correlations", "rankings", "claims"}`.
+        `{"points", "correlations" (the paper's set), "correlations_all_rms", "rankings", "claims"}`.
     """
     names = outcome_names(budgets)
     points = aggregate_points(runs, names)
-    proxy = proxy_counterpart(primary_outcome)
-    corr = correlations(points, names, ci_outcomes=[primary_outcome, proxy], include_ground_truth=include_ground_truth,
+    ci = [primary_outcome, proxy_counterpart(primary_outcome)]
+    corr = correlations(points, names, ci_outcomes=ci, include_ground_truth=include_ground_truth,
                         n_resamples=n_resamples, seed=seed, exclude=exclude)
+    corr_all = correlations(points, names, ci_outcomes=ci, include_ground_truth=True, n_resamples=n_resamples,
+                            seed=seed)
     ranks = rankings(points, primary_outcome)
     perfect = find_perfect_low_variance(points, roles, transformed)
     policies = list(dict.fromkeys(p["policy"] for p in points))
+    every_rm = scope_points(points, include_ground_truth=True)
+    d_scopes = {pol: {"predictors": predictor_matrix(every_rm[pol]),
+                      "values": seed_matrix(every_rm[pol], primary_outcome),
+                      "reward_models": [p["reward_model"] for p in every_rm[pol]]} for pol in policies}
     claims = [
         claim_low_variance_slower(points, perfect, primary_outcome),
         claim_variance_beats_offpolicy(corr, primary_outcome, policies),
         claim_best_differs(points, ranks),
+        claim_forecast_ranks_best(d_scopes, forecast, primary_outcome, n_resamples=n_resamples, seed=seed),
     ]
-    return {"points": points, "correlations": corr, "rankings": ranks, "claims": claims}
+    return {"points": points, "correlations": corr, "correlations_all_rms": corr_all, "rankings": ranks,
+            "claims": claims}

@@ -77,7 +77,11 @@ class AnalysisConfig(Strict):
         [], description="candidate RMs trained and ranked but left out of the correlations, e.g. an RM from "
         "another experiment (the paper correlates its Section 4.1 RMs only; Section 4.2's RMs are ranked)"
     )
-    bootstrap_samples: int = Field(1000, ge=0, description="resamples for the 95% CIs of the correlations")
+    bootstrap_samples: int = Field(1000, ge=0, description="resamples for the 95% CIs of the correlations and "
+                                   "the seed bootstrap of claim (d)")
+    forecast: Literal["gold_rate", "lookahead", "gradient_alignment"] = Field(
+        "gold_rate", description="the primary forecast claim (d) judges (gradient_alignment needs the evaluate "
+        "block's forecast.gradient: true)")
     seed: int = Field(0, ge=0, description="seed of the bootstrap")
 
     @field_validator("budgets")

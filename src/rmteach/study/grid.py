@@ -91,7 +91,7 @@ def expand(cfg: "StudyConfig", out: Path) -> Grid:
         if not rms:
             continue  # no candidate RM for this policy: nothing to compare
         spec = EvaluateSpec(name, _check("evaluate", EvaluateConfig, evaluate_dict(
-            cfg.evaluate, policy=policy, reward_models=[rm.plain() for rm in rms], ground_truth=cfg.ground_truth,
+            with_trainer_forecast(cfg.evaluate, cfg.train), policy=policy, reward_models=[rm.plain() for rm in rms], ground_truth=cfg.ground_truth,
             prompts=cfg.prompts, preferences=cfg.preferences)))
         evaluations.append(spec)
         report = str(spec.folder(out) / "report.json")
@@ -105,6 +105,22 @@ def expand(cfg: "StudyConfig", out: Path) -> Grid:
                     seed=seed, report=report))
                 runs.append(RunSpec(name, rm.name, seed, is_gt, tcfg))
     return Grid(evaluations, runs)
+
+
+def with_trainer_forecast(evaluate_block: dict[str, Any], train_block: dict[str, Any]) -> dict[str, Any]:
+    """The evaluate block with `forecast.algorithm` (and GRPO's scaling) taken from the train block when unset.
+
+    The forecast must follow the advantage the study's trainer computes.
+
+    >>> with_trainer_forecast({}, {"algorithm": "grpo"})
+    {'forecast': {'algorithm': 'grpo', 'grpo_scale_rewards': 'group'}}
+    """
+    forecast = dict(evaluate_block.get("forecast") or {})
+    if "algorithm" not in forecast:
+        forecast["algorithm"] = train_block.get("algorithm", TrainConfig.model_fields["algorithm"].default)
+        forecast.setdefault("grpo_scale_rewards", train_block.get(
+            "grpo_scale_rewards", TrainConfig.model_fields["grpo_scale_rewards"].default))
+    return {**evaluate_block, "forecast": forecast}
 
 
 def evaluate_dict(block: dict[str, Any], *, policy: PolicyConfig, reward_models: list[RewardModelConfig],

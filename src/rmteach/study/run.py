@@ -28,7 +28,7 @@ from ..train.run_dir import read_metrics
 from . import analysis, outcomes
 from .claims import HELD, NOT_HELD, UNDETERMINED
 from .config import StudyConfig
-from .grid import EvaluateSpec, RunSpec, expand
+from .grid import EvaluateSpec, Grid, RunSpec, expand
 
 SCHEMA = "rmteach.study/1"
 MARKER = "config.json"  # written first: it claims --out for this config, so a killed study can resume there
@@ -186,7 +186,8 @@ def run_record(cfg: StudyConfig, out: Path, run: RunSpec, card: dict[str, Any]) 
         raise UserError(
             f"train run {run.key}: {e}; the train block must evaluate at step 0 and at least once more"
         ) from None
-    keys = ("normalization", "reward_variance", "onpolicy_accuracy", "offpolicy_accuracy", "offpolicy_accuracy_vs_gold")
+    keys = ("normalization", "reward_variance", "onpolicy_accuracy", "offpolicy_accuracy", "offpolicy_accuracy_vs_gold",
+            "forecast")
     return {
         "policy": run.policy,
         "reward_model": run.reward_model,
@@ -213,6 +214,7 @@ def build_study(cfg: StudyConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
         roles={rm.name: rm.role for rm in cfg.reward_models},
         transformed={rm.name for rm in cfg.reward_models if rm.transform is not None},
         exclude=a.exclude_from_correlations,
+        forecast=a.forecast,
     )
     return {
         "schema": SCHEMA,
@@ -285,11 +287,12 @@ def run_study(
     records = [run_record(cfg, out, run, _card(reports[run.policy], run.reward_model)) for run in runs]
     study = build_study(cfg, records)
     timing["analysis_s"] = round(time.perf_counter() - t0, 3)
+    timing["forecast_cost"] = forecast_cost(out, grid)
 
     from .report.page import write_report  # 4.
 
     t0 = time.perf_counter()
-    write_report(out, study)
+    write_report(out, study, cost=timing["forecast_cost"])
     timing["report_s"] = round(time.perf_counter() - t0, 3)
     io.write_json(out / "study.json", study)  # last: its presence means a whole study
     timing["total_s"] = round(time.perf_counter() - t_start, 3)
@@ -297,6 +300,36 @@ def run_study(
     print_claims(study)
     console().print(f"wrote {out / 'report.html'} and {out / 'study.json'} in {timing['total_s']:.0f} s")
     return study
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def forecast_cost(out: Path, grid: Grid) -> dict[str, Any]:
+    """The forecast's wall time against the study's RL wall time, from the evaluate and train runs' own records.
+
+    `forecast_s` is each evaluation's whole report card (forecasts, variance and their bootstraps: an upper
+    bound of the forecasts' cost); `gradient_s` the opt-in gradient alignment; `rl_train_s` the summed
+    training time of every run (from its run.json, so runs finished in an earlier invocation count too).
+    """
+    times = {e.policy: _read_json(e.folder(out) / "timing.json") for e in grid.evaluations}
+    fc = {p: t.get("forecast_s") for p, t in times.items()}
+    grad = {p: t.get("gradient_s") for p, t in times.items()}
+    rl = [(_read_json(r.folder(out) / "run.json").get("summary") or {}).get("timings", {}).get("train_seconds")
+          for r in grid.runs]
+    rl_s = sum(x for x in rl if x is not None)
+
+    def share(part: dict[str, float | None]) -> float | None:
+        known = [x for x in part.values() if x is not None]
+        return round(sum(known) / rl_s, 6) if known and rl_s > 0 else None
+
+    return {"forecast_s": fc, "gradient_s": grad, "rl_train_s": round(rl_s, 3),
+            "runs_with_train_time": sum(x is not None for x in rl), "forecast_fraction": share(fc),
+            "gradient_fraction": share(grad)}
 
 
 def print_claims(study: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from ...core.metrics import CORRELATIONS
 from ..analysis import PREDICTOR_LABELS, PREDICTORS
 from ..claims import HELD, NOT_HELD
 from ..outcomes import proxy_counterpart
-from .plots import curves_figure, scatter_figure
+from .plots import curves_figure, plotted_predictors, scatter_figure
 
 # The paper's correlation table (Pearson / Spearman, after one epoch, 6 RMs), shown beside ours.
 PAPER_CORRELATIONS = {
@@ -72,29 +72,58 @@ def _coef(c: dict[str, Any]) -> str:
 # Pieces shared by HTML and markdown
 
 
-def correlation_rows(study: dict[str, Any], outcome: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the correlation table for `outcome`: one row per (predictor, scope), paper beside."""
+def correlation_rows(
+    study: dict[str, Any], outcome: str, key: str = "correlations"
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of a correlation table for `outcome`: one row per (predictor, scope), the paper's values
+    and the scope's noise ceiling beside; `key` picks the set (`correlations` or `correlations_all_rms`)."""
     paper = PAPER_CORRELATIONS["gold" if outcome.startswith("gold") else "proxy"]
     header = ["predictor", "RMs compared", "n", *(_METHOD_LABEL[m] + " [95% CI]" for m in CORRELATIONS),
-              "paper Pearson", "paper Spearman"]
+              "noise ceiling (split-half Spearman)", "paper Pearson", "paper Spearman"]
     rows = []
     for pred in PREDICTORS:
-        for i, (scope, s) in enumerate(study["correlations"]["scopes"].items()):
+        scopes = study[key]["scopes"]
+        if all(s["table"][pred][outcome]["spearman"]["value"] is None for s in scopes.values()):
+            continue  # a predictor this study did not measure (e.g. gradient alignment, off)
+        for i, (scope, s) in enumerate(scopes.items()):
             cells = s["table"][pred][outcome]
-            pp, ps = paper[pred]
+            pp, ps = paper.get(pred, (None, None))
+            ceiling = (s.get("noise_ceiling") or {}).get(outcome) or {}
             rows.append([PREDICTOR_LABELS[pred] if i == 0 else "", scope, str(s["n"]),
-                         *(_coef(cells[m]) for m in CORRELATIONS),
-                         f"{pp:.3f}" if i == 0 else "", f"{ps:.3f}" if i == 0 else ""])
+                         *(_coef(cells[m]) for m in CORRELATIONS), _ceiling(ceiling),
+                         _num(pp) if i == 0 and pp is not None else "", _num(ps) if i == 0 and ps is not None else ""])
     return header, rows
+
+
+def _ceiling(c: dict[str, Any]) -> str:
+    if c.get("mean") is None:
+        return "n/a"
+    return f"{c['mean']:.3f} ({c['n_splits']} splits)"
+
+
+def forecast_cost_text(cost: dict[str, Any] | None) -> str:
+    """One sentence: the forecast's wall time as a share of the study's RL wall time (from timing.json)."""
+    if not cost or cost.get("forecast_fraction") is None:
+        return "The forecast's wall time was not recorded (evaluations or train runs without timing files)."
+    fc = sum(x for x in cost["forecast_s"].values() if x is not None)
+    text = (f"Forecast cost: {fc:.2f} s for the report cards of every policy (forecasts, variance and their "
+            f"bootstraps) against {cost['rl_train_s']:.0f} s of RL training summed over "
+            f"{cost['runs_with_train_time']} runs: {100 * cost['forecast_fraction']:.3f}% of the RL wall time")
+    if cost.get("gradient_fraction") is not None:
+        text += f"; gradient alignment {100 * cost['gradient_fraction']:.2f}%"
+    return text + "."
 
 
 def spearman_overview(study: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Spearman of every predictor (columns) with every outcome (rows), per scope (values only)."""
-    header = ["outcome", "RMs compared", *(PREDICTOR_LABELS[p] for p in PREDICTORS)]
+    scopes = study["correlations"]["scopes"]
+    preds = [p for p in PREDICTORS if any(s["table"][p][o]["spearman"]["value"] is not None
+                                          for s in scopes.values() for o in study["outcomes"])]
+    header = ["outcome", "RMs compared", *(PREDICTOR_LABELS[p] for p in preds)]
     rows = []
     for o in study["outcomes"]:
-        for i, (scope, s) in enumerate(study["correlations"]["scopes"].items()):
-            rows.append([o if i == 0 else "", scope, *(_num(s["table"][p][o]["spearman"]["value"]) for p in PREDICTORS)])
+        for i, (scope, s) in enumerate(scopes.items()):
+            rows.append([o if i == 0 else "", scope, *(_num(s["table"][p][o]["spearman"]["value"]) for p in preds)])
     return header, rows
 
 
@@ -102,7 +131,8 @@ def ranking_rows(study: dict[str, Any], policy: str) -> tuple[list[str], list[li
     """Header and rows of one policy's ranking, with the predictors measured before training."""
     primary = study["primary_outcome"]
     extra = [o for o in ("gold_auc", proxy_counterpart(primary)) if o != primary]
-    header = ["rank", "reward model", primary, "seed std", *extra, "reward variance", "on-policy acc", "off-policy acc"]
+    header = ["rank", "reward model", primary, "seed std", *extra, "forecast (gold_rate)", "reward variance",
+              "on-policy acc", "off-policy acc"]
     points = {p["reward_model"]: p for p in study["points"] if p["policy"] == policy}
     rows = []
     for r in study["rankings"]["policies"][policy]:
@@ -110,7 +140,7 @@ def ranking_rows(study: dict[str, Any], policy: str) -> tuple[list[str], list[li
         name = r["reward_model"] + (" (ground truth)" if r["is_ground_truth"] else "")
         rows.append([
             "ref" if r["rank"] is None else str(r["rank"]), name, _num(r["mean"]), _num(r["std"]),
-            *(_num(p["outcomes"][o]["mean"]) for o in extra),
+            *(_num(p["outcomes"][o]["mean"]) for o in extra), _num(p["predictors"].get("gold_rate")),
             _num(p["predictors"]["reward_variance"]), _num(p["predictors"]["onpolicy_accuracy"]),
             _num(p["predictors"]["offpolicy_accuracy"]),
         ])
@@ -161,8 +191,9 @@ def _img(figures: dict[str, bytes], name: str, alt: str, width: str = "100%") ->
             f'style="width: {width}; max-width: 100%;">')
 
 
-def report_html(study: dict[str, Any], figures: dict[str, bytes]) -> str:
-    """The whole report page; `figures` maps plot names (as in `plots/NAME.png`) to PNG bytes."""
+def report_html(study: dict[str, Any], figures: dict[str, bytes], cost: dict[str, Any] | None = None) -> str:
+    """The whole report page; `figures` maps plot names (as in `plots/NAME.png`) to PNG bytes; `cost` is
+    timing.json's `forecast_cost` (wall times stay out of study.json)."""
     primary = study["primary_outcome"]
     proxy = proxy_counterpart(primary)
     b = [f"<p>{overview(study)}</p>", "<h2>Claims</h2>", _claims_html(study)]
@@ -174,8 +205,17 @@ def report_html(study: dict[str, Any], figures: dict[str, bytes]) -> str:
     b.append(f"<h2>Predictors vs <code>{html.escape(primary)}</code></h2>")
     b.append('<p class="note">Each point is one (policy, RM), measured by <code>evaluate</code> before training; '
              "error bars are the std over seeds; hollow markers are not in the correlations.</p>")
-    b.append("<div>" + "\n".join(_img(figures, f"scatter_{p}", PREDICTOR_LABELS[p], "49%") for p in PREDICTORS) + "</div>")
-    b.append("<h2>Correlations</h2>")
+    b.append("<div>" + "\n".join(_img(figures, f"scatter_{p}", PREDICTOR_LABELS[p], "49%")
+                                  for p in PREDICTORS if f"scatter_{p}" in figures) + "</div>")
+    b.append(f'<p class="note">{html.escape(forecast_cost_text(cost))}</p>')
+    if "correlations_all_rms" in study:
+        b.append("<h2>Correlations over all RMs (how the forecasts are judged)</h2>")
+        b.append('<p class="note">Every trained RM of a policy, the ground truth and the high-variance inaccurate '
+                 "RM included: an RM that hacks the ground truth must be forecast last. The noise ceiling is the "
+                 "Spearman between the RM rankings from two halves of the seeds, averaged over splits: how well "
+                 "any predictor could do with these seeds.</p>")
+        b.append(html_table(*correlation_rows(study, primary, "correlations_all_rms")))
+    b.append("<h2>Correlations over the paper's set (Section 4.1)</h2>")
     notes = [f"{scope}: {s['note']}" for scope, s in study["correlations"]["scopes"].items() if s["note"]]
     if notes:
         b.append('<p class="note"><strong>' + html.escape("; ".join(notes)) + "</strong></p>")
@@ -218,23 +258,30 @@ def summary_markdown(study: dict[str, Any]) -> str:
              "", "## Claims", ""]
     for c in study["claims"]:
         lines += [f"- **({c['id']}) {c['status']}**: {c['statement']}", f"  {c['summary']}"]
-    lines += ["", f"## Correlations with `{primary}`", ""] + _md_table(*correlation_rows(study, primary))
+    if "correlations_all_rms" in study:
+        lines += ["", f"## Correlations with `{primary}` over all RMs (the forecasts' test)", ""]
+        lines += _md_table(*correlation_rows(study, primary, "correlations_all_rms"))
+    lines += ["", f"## Correlations with `{primary}` over the paper's set", ""]
+    lines += _md_table(*correlation_rows(study, primary))
     lines += ["", "## Rankings", ""]
     for policy in study["policies"]:
         lines += [f"### {policy}", ""] + _md_table(*ranking_rows(study, policy)) + [""]
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: Path, study: dict[str, Any]) -> dict[str, Path]:
+def write_report(out: Path, study: dict[str, Any], cost: dict[str, Any] | None = None) -> dict[str, Path]:
     """Render the figures and write `plots/*.png`, `summary.md` and `report.html` under `out`.
+
+    Arguments:
+        out: the study folder; study: study.json's content; cost: timing.json's `forecast_cost`, if known.
 
     Returns:
         {"report": path, "summary": path, "plots": folder}.
     """
     figures = {f"curves_{p}": fig_to_png(curves_figure(study, p)) for p in study["policies"]}
-    figures.update({f"scatter_{p}": fig_to_png(scatter_figure(study, p)) for p in PREDICTORS})
+    figures.update({f"scatter_{p}": fig_to_png(scatter_figure(study, p)) for p in plotted_predictors(study)})
     for name, png in figures.items():
         io.write_bytes(out / "plots" / f"{name}.png", png)
     io.write_text(out / "summary.md", summary_markdown(study))
-    io.write_text(out / "report.html", report_html(study, figures))
+    io.write_text(out / "report.html", report_html(study, figures, cost))
     return {"report": out / "report.html", "summary": out / "summary.md", "plots": out / "plots"}

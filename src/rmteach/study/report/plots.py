@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..analysis import PREDICTOR_LABELS, counted, predictor_matrix
+from ..analysis import FORECASTS, PREDICTOR_LABELS, PREDICTORS, counted, predictor_matrix
 
 _DPI = 100
 
@@ -101,13 +101,23 @@ def scatter_x(study: dict[str, Any], predictor: str) -> dict[tuple[str, str], fl
     return xs
 
 
+def correlation_set(study: dict[str, Any], predictor: str) -> str:
+    """Which correlations a predictor is shown with: the forecasts with all RMs, the paper's with the paper's set."""
+    return "correlations_all_rms" if predictor in FORECASTS and "correlations_all_rms" in study else "correlations"
+
+
+def plotted_predictors(study: dict[str, Any]) -> list[str]:
+    """The predictors some point has a value for (e.g. no gradient alignment unless it was computed)."""
+    return [p for p in PREDICTORS if any(x is not None for x in scatter_x(study, p).values())]
+
+
 def scatter_figure(study: dict[str, Any], predictor: str):
     """One predictor against the primary outcome, one marker per policy, error bars = seed std.
 
     The title gives Pearson r, Spearman rho and Kendall tau per policy and pooled.
     """
     outcome = study["primary_outcome"]
-    corr = study["correlations"]
+    corr = study[correlation_set(study, predictor)]
     xs = scatter_x(study, predictor)
     policies = list(dict.fromkeys(p["policy"] for p in study["points"]))
     colours = _colours(policies)
