@@ -81,3 +81,9 @@ def test_demo_builds_the_world_once_and_reruns_nothing(tiny, tmp_path, monkeypat
     assert (out / "study.json").read_text() == json.dumps(study, indent=2, sort_keys=True) + "\n"
 
 
+    # More seeds: a rerun with --seeds 2 (and --overwrite) trains only the new seed's runs.
+    more = Counting()
+    third = demo.run_demo(out, quick=True, seed=3, seeds=2, overwrite=True, build=fake_toy_build(tiny, calls),
+                          train_fn=more)
+    assert third["study"]["seeds"] == [3, 4] and more.calls and all(c.endswith("/seed4") for c in more.calls)
+    assert len(more.calls) == len(study["runs"])  # one new run per (policy, RM) that had one run before

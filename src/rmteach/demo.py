@@ -111,7 +111,8 @@ def _evaluate_configs(folder: Path) -> list[EvaluateConfig]:
     return [load_config(EvaluateConfig, p) for p in paths]
 
 
-def demo_config(folder: Path, manifest: dict[str, Any], *, quick: bool, seed: int) -> StudyConfig:
+def demo_config(folder: Path, manifest: dict[str, Any], *, quick: bool, seed: int,
+                seeds: int | None = None) -> StudyConfig:
     """The demo's study over the toy world in `folder`.
 
     Policies, candidate RMs (transforms included), the ground truth, the eval prompts and the off-policy
@@ -136,7 +137,7 @@ def demo_config(folder: Path, manifest: dict[str, Any], *, quick: bool, seed: in
         "prompts": {"train": train, "eval": {**to_plain(first.prompts), "limit": s["eval_prompts"]},
                     "evaluate": {**train, "limit": s["evaluate_prompts"]}},
         "preferences": to_plain(first.preferences) if first.preferences else None,
-        "seeds": [seed + i for i in range(s["seeds"])],
+        "seeds": [seed + i for i in range(seeds or s["seeds"])],
         "jobs": s["jobs"],
         "evaluate": evaluate_block,
         "train": s["train"],
@@ -146,7 +147,7 @@ def demo_config(folder: Path, manifest: dict[str, Any], *, quick: bool, seed: in
     return validate(StudyConfig, data, f"demo study over {folder}")
 
 
-def run_demo(out: Path, quick: bool = False, seed: int = 0, overwrite: bool = False, *,
+def run_demo(out: Path, quick: bool = False, seed: int = 0, overwrite: bool = False, *, seeds: int | None = None,
              build: Callable[..., Any] | None = None, train_fn: Callable[..., Any] | None = None) -> dict[str, Any]:
     """`rmteach demo`: the toy world (built if absent) and the default study on it, with its wall time.
 
@@ -155,6 +156,8 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, overwrite: bool = Fa
         quick: the small version (tiny world, one seed, fewer steps): a few minutes on a 2-core CPU.
         seed: seed of the toy world, the study's first train seed, and its sampling.
         overwrite: let this demo take an `out` holding a different study.
+        seeds: train seeds per (policy, RM) (default 3, quick 1); more seeds sharpen the noise ceiling and the
+            claims, and a rerun with more seeds (and --overwrite) reuses the runs already finished.
         build, train_fn: the toy builder and the trainer (defaults: `rmteach.toy.build.run_build`,
             `rmteach.train.run.run_train`); tests pass fakes.
 
@@ -168,7 +171,9 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, overwrite: bool = Fa
     s = SETTINGS["quick" if quick else "full"]
     folder = toy_folder(out, s["preset"], seed)
     manifest, build_s = ensure_toy(folder, s["preset"], seed, build)
-    cfg = demo_config(folder, manifest, quick=quick, seed=seed)
+    if seeds is not None and seeds < 1:
+        raise UserError(f"--seeds must be >= 1 (got {seeds})")
+    cfg = demo_config(folder, manifest, quick=quick, seed=seed, seeds=seeds)
     t1 = time.perf_counter()
     study = run_study(cfg, out, overwrite=overwrite, train_fn=train_fn)
     io.write_text(out / "study.yaml", "# written by rmteach demo; rerun: rmteach study --config study.yaml --out .\n"

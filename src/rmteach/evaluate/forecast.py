@@ -27,7 +27,9 @@ Scale-free in r: it measures accuracy at the top, not teaching speed.
 
 **Advantages.** RLOO and GRPO with `batch` or `none` scaling learn from z. GRPO's default `group` scaling
 divides each prompt's advantages by that prompt's reward std, which undoes any per-prompt rescaling of the RM
-(the variance effect): its forecasts use the per-prompt standardized reward instead of z.
+(the variance effect): its forecasts use the per-prompt standardized reward instead of z. (TRL divides by
+std + 1e-4, so a prompt whose normalized rewards vary by less than about 1e-4 keeps part of its scale there;
+the forecast treats it as fully standardized.)
 
 All forecasts are means over prompts of per-prompt values, so their CIs and the ranking's probabilities come
 from one paired bootstrap over prompts (the same resampled prompts for every RM).
@@ -196,8 +198,11 @@ def forecast_sentence(ranking: Mapping[str, Any], primary: str, policy: str) -> 
     best, close = ranking["best"], ranking["within_noise_of_best"]
     if best is None:
         return f"No reward model to rank for `{policy}`."
-    tail = (f"; within noise of it (bootstrap over prompts, 95%): {', '.join(close)}" if close
-            else "; every other RM is below it with 95% bootstrap probability")
+    if close is None:
+        tail = " (a single estimate per RM: no bootstrap over prompts for this forecast)"
+    else:
+        tail = (f"; within noise of it (bootstrap over prompts, 95%): {', '.join(close)}" if close
+                else "; every other RM is below it with 95% bootstrap probability")
     return f"Best teacher for `{policy}` by {primary}: {best}{tail}."
 
 
@@ -242,8 +247,9 @@ def forecast_report(
     if primary == "gradient_alignment":
         values = {n: float(gradient[n]) for n in candidates} if gradient else {}
         names = sorted(values, key=lambda n: (-values[n], n))
+        # One estimate per RM, no per-prompt values: nothing to bootstrap, so closeness is not measured.
         ranking = {"order": [{"name": n, "value": values[n], "p_above_next": None} for n in names],
-                   "best": names[0] if names else None, "within_noise_of_best": []}
+                   "best": names[0] if names else None, "within_noise_of_best": None}
     else:
         ranking = rank({n: per[n][primary] for n in candidates}, idx)
     return blocks, {"primary": primary, **ranking}
