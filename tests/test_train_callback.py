@@ -23,10 +23,12 @@ def test_train_fields_read_trl_logs():
     from rmteach.train.callback import train_fields
 
     logs = {"rewards/proxy/mean": 0.5, "rewards/gold/mean": 1.25, "rmteach/reward_variance": 0.75, "kl": 0.1,
-            "learning_rate": 1e-3, "loss": 0.0, "grad_norm": 2.0, "entropy": 1.5, "completions/mean_length": 6.0}
+            "learning_rate": 1e-3, "loss": 0.0, "grad_norm": 2.0, "entropy": 1.5, "completions/mean_length": 6.0,
+            "reward_std": 0.9, "frac_reward_zero_std": 0.25}
     assert train_fields(logs, 1) == {
         "proxy_reward": 0.5, "gold_reward": 1.25, "reward_variance": 0.75, "kl": 0.1, "learning_rate": 1e-3,
-        "loss": 0.0, "grad_norm": 2.0, "entropy": 1.5, "completion_length": 6.0}
+        "loss": 0.0, "grad_norm": 2.0, "entropy": 1.5, "completion_length": 6.0, "reward_std": 0.9,
+        "frac_reward_zero_std": 0.25}
     assert train_fields({"rewards/proxy/mean": 0.5}, 1)["gold_reward"] is None  # no ground truth, beta=0
 
 

@@ -194,7 +194,10 @@ def recompute(calls: dict[int, list[dict]], train_texts: set[str], k: int, m: in
                 assert len(set(cs[i]["prompts"][s : s + k])) == 1  # TRL lays out K samples of a prompt in a row
                 groups.append(np.var(zs[s : s + k], ddof=1))
             g += gs[i - 1]["rewards"]
-        steps.append({"proxy_reward": np.mean(z), "reward_variance": np.mean(groups), "gold_reward": np.mean(g)})
+        steps.append({"proxy_reward": np.mean(z), "reward_variance": np.mean(groups), "gold_reward": np.mean(g),
+                      # TRL's, over the whole batch (the gold has weight 0). Its frac_reward_zero_std is taken on
+                      # RLOO's KL-penalized rewards, which the logged calls do not show: checked by range only.
+                      "reward_std": np.std(z, ddof=1)})
     evals = []
     for j in range(len(p_eval[0])):
         z, var, g = [], [], []
@@ -216,9 +219,10 @@ def check_against_logs(out: Path, log: Path, world: Path, k: int, m: int, eval_s
     assert run["normalization"]["std"] == pytest.approx(ref["normalization"][1], abs=1e-12)
     rows = metrics(out)
     assert [r["step"] for r in rows] == list(range(run["steps"] + 1))
+    assert all(0.0 <= r["frac_reward_zero_std"] <= 1.0 for r in rows[1:])
     for row, want in zip(rows[1:], ref["steps"], strict=True):
         for key, value in want.items():  # TRL averages in float32
-            assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6), (row["step"], key)
+            assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6), (row["step"], key, row[key], value)
     evaluated = [r for r in rows if r["eval_gold_reward"] is not None]
     assert [r["step"] for r in evaluated] == eval_steps
     for row, want in zip(evaluated, ref["evals"], strict=True):

@@ -97,6 +97,16 @@ def variance_summary(
     }
 
 
+def frac_zero_std(r: np.ndarray) -> float:
+    """Share of prompts whose K raw rewards are all equal (TRL's `frac_reward_zero_std`): no learning signal there.
+
+    >>> frac_zero_std(np.array([[1.0, 1.0], [1.0, 2.0]]))
+    0.5
+    """
+    r = np.asarray(r, dtype=np.float64)
+    return float(np.mean(np.ptp(r, axis=1) == 0.0))
+
+
 def pairwise_sign_agreement(r: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Per-prompt fraction of the k(k-1)/2 sample pairs where sign(r_i - r_j) == sign(g_i - g_j).
 

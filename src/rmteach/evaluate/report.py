@@ -49,7 +49,8 @@ def rm_metrics(
     z = norm.apply(table.onpolicy)  # (n_prompts, k)
     card: dict[str, Any] = {
         "normalization": {"mean": norm.mean, "std": norm.std},
-        "reward_variance": metrics.variance_summary(z, n_resamples=n_resamples, seed=seed),
+        "reward_variance": {**metrics.variance_summary(z, n_resamples=n_resamples, seed=seed),
+                            "frac_zero_std": metrics.frac_zero_std(table.onpolicy)},
         "onpolicy_accuracy": None,
         "offpolicy_accuracy": None,
         "offpolicy_accuracy_vs_gold": None,

@@ -18,8 +18,8 @@ from ..core import io
 from .evaluator import Evaluator
 from .rewards import GOLD_KEY, PROXY_KEY, VARIANCE_KEY, TrainingStopped
 
-TRAIN_FIELDS = ("proxy_reward", "gold_reward", "reward_variance", "kl", "learning_rate", "loss", "grad_norm",
-                "entropy", "completion_length")
+TRAIN_FIELDS = ("proxy_reward", "gold_reward", "reward_variance", "reward_std", "frac_reward_zero_std", "kl",
+                "learning_rate", "loss", "grad_norm", "entropy", "completion_length")
 EVAL_FIELDS = ("eval_proxy_reward", "eval_gold_reward", "eval_reward_variance")
 FIELDS = ("step", *TRAIN_FIELDS, *EVAL_FIELDS, "wall_time")  # every metrics.jsonl line has all of them
 
@@ -38,6 +38,8 @@ def train_fields(logs: dict[str, Any], step: int) -> dict[str, float | None]:
         "proxy_reward": _finite_or_none(logs.get(PROXY_KEY)),
         "gold_reward": _finite_or_none(logs.get(GOLD_KEY)),
         "reward_variance": _finite_or_none(logs.get(VARIANCE_KEY)),
+        "reward_std": _finite_or_none(logs.get("reward_std")),  # TRL's: std of the batch's (normalized) rewards
+        "frac_reward_zero_std": _finite_or_none(logs.get("frac_reward_zero_std")),  # TRL's: groups with std 0
         "kl": _finite_or_none(logs.get("kl")),
         "learning_rate": _finite_or_none(logs.get("learning_rate")),
         "loss": _finite_or_none(logs.get("loss")),
