@@ -23,3 +23,28 @@ def nan_on_w3(prompts, completions, **kwargs):
 
 def wrong_length(prompts, completions, **kwargs):
     return [1.0]
+
+
+# Broken reward functions: each must end in one line and exit code 2, never a traceback.
+
+
+def raises(prompts, completions, **kwargs):
+    raise ValueError("the judge is down")
+
+
+def returns_strings(prompts, completions, **kwargs):
+    return ["1.5" for _ in completions]
+
+
+def returns_none(prompts, completions, **kwargs):
+    _ = [0.0 for _ in completions]  # forgot to return it
+
+
+def returns_generator(prompts, completions, **kwargs):
+    return (1.0 for _ in completions)
+
+
+def returns_pairs(prompts, completions, **kwargs):
+    import numpy as np
+
+    return np.ones((len(completions), 2))

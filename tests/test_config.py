@@ -92,3 +92,10 @@ def test_shipped_evaluate_preset_validates():
     cfg = load_config(EvaluateConfig, Path(__file__).parent.parent / "configs" / "evaluate_pythia1b.yaml")
     assert cfg.ground_truth.name == "skywork-8b" and cfg.policy.path == "EleutherAI/pythia-1b-deduped"
     assert len(cfg.reward_models) == 4 and cfg.sampling.samples_per_prompt == 10
+
+
+def test_set_into_a_list_item_that_is_not_a_mapping():
+    from rmteach.core.config import deep_merge
+
+    assert deep_merge({"rms": [None, {"a": 1}]}, {"rms": {"0": {"name": "x"}, "1": {"b": 2}}}) == {
+        "rms": [{"name": "x"}, {"a": 1, "b": 2}]}

@@ -63,3 +63,19 @@ def test_hash_changes_with_text(tmp_path):
     a = load_prompts(DataConfig(path=_jsonl(tmp_path / "a.jsonl", [{"prompt": "a"}])))
     b = load_prompts(DataConfig(path=_jsonl(tmp_path / "b.jsonl", [{"prompt": "b"}])))
     assert hash_prompts(a) != hash_prompts(b) and hash_prompts(a) == hash_prompts(list(a))
+
+
+def test_pairs_without_a_preference_are_dropped_with_a_warning(tmp_path, capsys):
+    p = tmp_path / "q.jsonl"
+    rows = [{"id": "a", "prompt": "p", "chosen": "x", "rejected": "x"}, {"id": "b", "prompt": "p", "chosen": "x",
+                                                                          "rejected": "y"}]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [pair.id for pair in load_preferences(DataConfig(path=str(p)))] == ["b"]
+    err = capsys.readouterr().err
+    assert "dropped 1 of 2 pairs" in err and "first: id 'a'" in err
+
+
+def test_a_byte_order_mark_is_read_as_utf8(tmp_path):
+    p = tmp_path / "p.jsonl"
+    p.write_bytes(b'\xef\xbb\xbf{"prompt": "caf\xc3\xa9"}\n')
+    assert [x.text for x in load_prompts(DataConfig(path=str(p)))] == ["caf\u00e9"]

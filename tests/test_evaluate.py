@@ -167,7 +167,7 @@ BAD = {
     "nan": ({"reward_models": [{"name": "nanny", "callable": "rm_fns:nan_on_w3"}]},
             "reward model 'nanny' returned nan for prompt id 'p1'"),
     "wrong_length": ({"reward_models": [{"name": "short", "callable": "rm_fns:wrong_length"}]},
-                     "reward model 'short' returned 1 rewards for 32 completions"),
+                     "reward model 'short' (rm_fns:wrong_length) returned 1 rewards for 32 completions"),
     "bad_callable": ({"reward_models": [{"name": "x", "callable": "rm_fns:nope"}]}, "module 'rm_fns' has no attribute 'nope'"),
     "no_source": ({"reward_models": [{"name": "x"}]}, "needs exactly one of 'path' or 'callable'"),
     "dup_names": ({"reward_models": [{"name": "gold", "callable": "rm_fns:gold"}]}, "reward model names must be unique"),

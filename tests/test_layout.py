@@ -10,7 +10,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "rmteach"
 MODULES = sorted(p for p in SRC.rglob("*.py"))
 # The layers, lowest first: a module may import from its own layer and the ones below, never from above.
-LAYERS = [("core",), ("backends",), ("evaluate", "train", "theory", "toy"), ("study",), ("demo", "cli", "__main__")]
+LAYERS = [("core",), ("backends",), ("evaluate", "train", "theory", "toy", "rm", "serve"), ("study",),
+          ("demo", "cli", "__main__")]
 
 
 def _dotted(path: Path) -> str:

@@ -30,6 +30,10 @@ _EXPORTS = {
     "StudyConfig": "study.config",
     "run_study": "study.run",
     "run_demo": "demo",
+    "PairsConfig": "rm.config",
+    "RMTrainConfig": "rm.config",
+    "run_pairs": "rm.pairs",
+    "run_rm_train": "rm.trainer",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,18 +1,32 @@
 """The `rmteach` command line: parse, load the config, call the library, print.
 
-Bad input (a `UserError`, an invalid config) ends with one line on stderr and exit code 2; anything else
-is a bug and keeps its traceback.
+The contract of every command: exit 0 with complete outputs, or exit 2 with one line on stderr saying what
+was wrong and how to fix it (a `UserError`, an invalid config, a bad flag) and nothing partial in --out.
+Anything else is a bug and keeps its traceback (exit 1). `rmteach --debug COMMAND ...` (or RMTEACH_DEBUG=1)
+prints the traceback of a bad-input error too, with the exception of the user's own code chained to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Sequence
 
+from . import __version__
 from .core.errors import UserError
+
+DEMO_MAX_SEEDS = 100  # a bound, so that a typo cannot expand a study of millions of runs
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the commands' error format: one line, `rmteach <command>: error: ...`, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 
@@ -28,9 +42,12 @@ def _add_common(p: argparse.ArgumentParser, *, config: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rmteach", description="Is this reward model a good teacher for my policy?"
     )
+    parser.add_argument("--version", action="version", version=f"rmteach {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of any error, your reward function's included (or RMTEACH_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -68,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--quick", action="store_true", help="fewer seeds and steps: a few minutes on a laptop CPU")
     p.add_argument("--seed", type=int, default=0, help="seed of the toy world and the study (default 0)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="train seeds per (policy, RM) (default 3, --quick 1); a rerun with more reuses finished runs")
     p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
 
     p = sub.add_parser("toy", help="the embedded toy world of tiny real models")
@@ -90,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", required=True, help="output folder")
     p.add_argument("--experiment", default="all", help="variance | accuracy | policies | all (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random problem instances (default 0)")
+
+    from .rm.cli import add_parsers as add_rm_parsers  # argparse only: the rm package loads models lazily
+
+    add_rm_parsers(sub)
+    from .serve.cli import add_parser as add_serve_rm_parser
+
+    add_serve_rm_parser(sub)
     return parser
 
 
@@ -116,11 +142,17 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_config(StudyConfig, args.config, args.overrides)
         run_study(cfg, Path(args.out), overwrite=args.overwrite)
     elif args.command == "demo":
+        from .core.blocks import MAX_SEED
+        from .core.io import check_out
         from .demo import run_demo
 
-        if args.seed < 0:
-            raise UserError(f"--seed must be >= 0 (got {args.seed})")
-        run_demo(Path(args.out), quick=args.quick, seed=args.seed, overwrite=args.overwrite)
+        seeds = args.seeds if args.seeds is not None else 3
+        if not 1 <= seeds <= DEMO_MAX_SEEDS:
+            raise UserError(f"--seeds must be between 1 and {DEMO_MAX_SEEDS} (got {seeds})")
+        if not 0 <= args.seed <= MAX_SEED - seeds:
+            raise UserError(f"--seed must be between 0 and {MAX_SEED - seeds} (got {args.seed})")
+        check_out(args.out)  # before the toy world is built beside it
+        run_demo(Path(args.out), quick=args.quick, seed=args.seed, overwrite=args.overwrite, seeds=args.seeds)
     elif args.command == "toy":
         from .toy.build import run_build
 
@@ -140,16 +172,31 @@ def _run(args: argparse.Namespace) -> int:
             checks = [(pre + k, ok) for pre, part in parts for k, ok in part.get("checks", {}).items()]
             print(f"{name}: " + ", ".join(f"{k}={'yes' if ok else 'NO'}" for k, ok in checks))
         print(f"wrote {Path(args.out) / 'theory.html'}")
+    elif args.command == "rm":
+        from .rm.cli import run as run_rm
+
+        return run_rm(args)
+    elif args.command == "serve-rm":
+        from .serve.cli import run as run_serve_rm
+
+        return run_serve_rm(args)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `rmteach` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a bad flag (one line: `_Parser.error`)
+        return e.code if isinstance(e.code, int) else int(e.code is not None)
+    debug = args.debug or os.environ.get("RMTEACH_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
     try:
         return _run(args)
     except UserError as e:
-        print(f"rmteach {args.command}: error: {e}", file=sys.stderr)
+        if debug:
+            traceback.print_exception(e)  # chained: the user's own exception (a reward function's) first
+        message = " ".join(str(e).splitlines())  # one line, whatever the message holds
+        print(f"rmteach {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rmteach {args.command}: interrupted", file=sys.stderr)

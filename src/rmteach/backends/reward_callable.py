@@ -1,27 +1,36 @@
 """The callable reward backend: any function with TRL's reward signature, named as `module:attribute`.
 
 `(prompts, completions, **kwargs) -> list[float]`, the signature TRL's trainers call reward functions with.
+What comes back is checked: one real number (or None, for "no reward") per completion, in a list, tuple or
+1-D array. A function that raises, or returns anything else, stops the command with one line naming the RM,
+what was expected, and the first prompt of the failing call (`rmteach --debug` shows the function's own
+traceback).
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+import numbers
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..core.blocks import RewardModelConfig
-from ..core.errors import UserError
+from ..core.errors import ItemError, UserError
 
 
 def import_callable(spec: str, what: str) -> Callable[..., Any]:
     """Import `module:attribute` (attribute may be dotted), with a one-line error when it fails."""
     module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise UserError(f"{what}: callable '{spec}' must look like 'module:attribute'")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as e:
-        raise UserError(f"{what}: cannot import module '{module_name}' ({e})") from None
+        raise UserError(f"{what}: cannot import module '{module_name}' ({e})") from e
+    except Exception as e:  # noqa: BLE001 - the module's own code failed while importing: the user's to fix
+        raise UserError(f"{what}: importing module '{module_name}' raised {type(e).__name__}: {e}") from e
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise UserError(f"{what}: module '{module_name}' has no attribute '{attr}'")
@@ -29,6 +38,40 @@ def import_callable(spec: str, what: str) -> Callable[..., Any]:
     if not callable(obj):
         raise UserError(f"{what}: '{spec}' is not callable")
     return obj
+
+
+def as_rewards(got: Any, n: int) -> tuple[np.ndarray | None, str | None]:
+    """A callable's return value as (n,) float64 rewards (None -> NaN), or (None, what is wrong with it).
+
+    >>> as_rewards([1, 2.5, None], 3)[0].tolist()
+    [1.0, 2.5, nan]
+    >>> as_rewards(["1.5"], 1)[1]
+    "returned a str ('1.5') at position 0; expected a number"
+    """
+    if hasattr(got, "detach") and hasattr(got, "tolist"):  # a torch tensor (any dtype, bfloat16 too)
+        got = got.detach().cpu().tolist()
+    if isinstance(got, np.ndarray):
+        if got.ndim != 1:
+            return None, f"returned an array of shape {tuple(got.shape)}; expected {n} numbers, one per completion"
+        got = got.tolist()
+    if got is None:
+        return None, f"returned None; expected a list of {n} numbers, one per completion (a missing return?)"
+    if not isinstance(got, (list, tuple)):
+        return None, f"returned a {type(got).__name__}; expected a list of {n} numbers, one per completion"
+    if len(got) != n:
+        return None, f"returned {len(got)} rewards for {n} completions (expected one number per completion)"
+    out = np.empty(n, dtype=np.float64)
+    for i, x in enumerate(got):
+        if x is None:
+            out[i] = math.nan
+        elif isinstance(x, numbers.Real):
+            try:
+                out[i] = float(x)
+            except OverflowError:
+                return None, f"returned {str(x)[:20]}... at position {i}, too large for a float"
+        else:
+            return None, f"returned a {type(x).__name__} ({str(x)[:30]!r}) at position {i}; expected a number"
+    return out, None
 
 
 class CallableRewardModel:
@@ -42,17 +85,25 @@ class CallableRewardModel:
     def score(
         self, prompts: Sequence[str], completions: Sequence[str], progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
+        """Rewards (n,) of the pairs; raises `ItemError` at the first pair of a call that failed."""
         out = []
         bs = max(self.cfg.batch_size, 256)  # no padding cost: larger chunks are cheaper
+        who = f"reward model '{self.name}' ({self.cfg.callable})"
         for start in range(0, len(prompts), bs):
             p, c = list(prompts[start : start + bs]), list(completions[start : start + bs])
-            got = self.fn(prompts=p, completions=c)
-            if len(got) != len(p):
-                raise UserError(f"reward model '{self.name}' returned {len(got)} rewards for {len(p)} completions")
-            out.extend(float(x) if x is not None else math.nan for x in got)
+            where = f"on the call with {len(p)} completions starting at {{item}} ({p[0][:40]!r})"
+            try:
+                got = self.fn(prompts=p, completions=c)
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code: its message; --debug: traceback
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else "(no message)"
+                raise ItemError(f"{who} raised {type(e).__name__}: {msg}; {where}", start) from e
+            rewards, problem = as_rewards(got, len(p))
+            if problem:
+                raise ItemError(f"{who} {problem}; {where}", start)
+            out.append(rewards)
             if progress:
                 progress(len(p))
-        return np.asarray(out, dtype=np.float64)
+        return np.concatenate(out) if out else np.zeros(0)
 
     def close(self) -> None:
         pass

@@ -15,7 +15,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from ..core.blocks import RewardModelConfig, ScaleTransform
-from ..core.errors import UserError
+from ..core.errors import ItemError, UserError
 
 Progress = Callable[[int], None]
 
@@ -49,7 +49,14 @@ def _callable(cfg: RewardModelConfig, device: str, dtype: str) -> RewardModel:
 
 
 # Which backend a config names: the first whose key is set (`path` -> hf, `callable` -> callable).
-BACKENDS: dict[str, Callable[[RewardModelConfig, str, str], RewardModel]] = {"path": _hf, "callable": _callable}
+def _http(cfg: RewardModelConfig, device: str, dtype: str) -> RewardModel:
+    from .reward_http import HTTPRewardModel
+
+    return HTTPRewardModel(cfg.name, cfg.http)
+
+
+BACKENDS: dict[str, Callable[[RewardModelConfig, str, str], RewardModel]] = {
+    "path": _hf, "callable": _callable, "http": _http}
 
 
 def load_reward_model(cfg: RewardModelConfig, *, device: str = "cpu", dtype: str = "float32") -> RewardModel:
@@ -66,8 +73,12 @@ def check_reward_source(cfg: RewardModelConfig, what: str) -> None:
 
     if cfg.path is not None:
         check_model_ref(cfg.path, what)
-    else:
+    elif cfg.callable is not None:
         import_callable(cfg.callable, what)
+    elif cfg.http is not None:
+        from .reward_http import expand_headers
+
+        expand_headers(cfg.http.headers, what)
 
 
 def scaled_prompt_mask(prompts: Sequence[str], t: ScaleTransform) -> np.ndarray:
@@ -135,11 +146,18 @@ def score_grid(
         progress: called with the number of pairs scored after each batch.
 
     Returns:
-        (n, K) rewards; raises `UserError` naming the RM and the first prompt with a NaN or inf reward.
+        (n, K) rewards; raises `UserError` naming the RM and the first prompt with a NaN or inf reward, or the
+        first prompt of a call that failed (a callable that raised or returned something else than numbers).
     """
     k = len(responses[0]) if len(responses) else 0
     flat_p = [p for p in prompts for _ in range(k)]  # (n * K,), prompt by prompt
     flat_r = [r for row in responses for r in row]
-    raw = rm.score(flat_p, flat_r, progress) if flat_p else np.zeros(0)
-    check_finite(rm.name, raw, flat_p, [i for i in ids for _ in range(k)] if ids is not None else None)
+    flat_ids = [i for i in ids for _ in range(k)] if ids is not None else None
+    try:
+        raw = rm.score(flat_p, flat_r, progress) if flat_p else np.zeros(0)
+    except ItemError as e:
+        if flat_ids is None:
+            raise
+        raise e.named(flat_ids) from e.__cause__
+    check_finite(rm.name, raw, flat_p, flat_ids)
     return raw.reshape(len(prompts), k)

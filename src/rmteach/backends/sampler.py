@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol, Sequence
 
 from ..core.blocks import PolicyConfig, SamplingConfig
-from ..core.hf import format_prompt, from_pretrained, load_tokenizer, quiet, torch_dtype
+from ..core.hf import check_context, format_prompt, load_causal_lm, quiet, torch_dtype
 
 Progress = Callable[[int], None]
 
@@ -40,16 +40,11 @@ class HFSampler:
 
     @classmethod
     def load(cls, policy: PolicyConfig, sampling: SamplingConfig, *, device: str, dtype: str) -> "HFSampler":
-        """Load the policy's weights and tokenizer onto `device` (eval mode)."""
-        from transformers import AutoModelForCausalLM
-
+        """Load the policy's weights and tokenizer onto `device` (eval mode); refuse a checkpoint that is not a
+        whole causal LM (`rmteach.core.hf.load_causal_lm`)."""
         quiet()
-        tok = load_tokenizer(policy.path, "policy", padding_side="left", trust_remote_code=policy.trust_remote_code)
-        model = from_pretrained(
-            AutoModelForCausalLM, policy.path, "policy", dtype=torch_dtype(dtype, device),
-            trust_remote_code=policy.trust_remote_code,
-        ).to(device)
-        model.eval()
+        model, tok = load_causal_lm(policy.path, "policy", padding_side="left", dtype=torch_dtype(dtype, device),
+                                    device=device, trust_remote_code=policy.trust_remote_code)
         return cls(model, tok, sampling)
 
     def sample(self, prompts: Sequence[str], k: int, seed: int, progress: Progress | None = None) -> list[list[str]]:
@@ -110,10 +105,12 @@ def generate_responses(
         progress: called with the number of prompts finished after each batch.
 
     Returns:
-        (n_prompts, K) nested list of decoded responses, in the order of `prompts`.
+        (n_prompts, K) nested list of decoded responses, in the order of `prompts`. A prompt too long for the
+        model's positions raises `rmteach.core.errors.ItemError` (its index in `prompts`) before any sampling.
     """
     import torch
 
+    check_context(tok, model, list(prompts), sampling.max_new_tokens, "policy")
     device = next(model.parameters()).device
     k = sampling.samples_per_prompt
     texts = [format_prompt(tok, p) for p in prompts]

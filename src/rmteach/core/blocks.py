@@ -11,6 +11,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .config import Strict
+from .remote import RemoteRMConfig
+
+MAX_SEED = 2**32 - 1  # numpy's and TRL's limit: a larger seed fails deep inside a run
+
 
 
 class ScaleTransform(Strict):
@@ -29,22 +33,27 @@ class ScaleTransform(Strict):
 
 
 class RewardModelConfig(Strict):
-    """One reward model: a Hugging Face sequence classifier (`path`) or a Python callable (`callable`)."""
+    """One reward model: a Hugging Face sequence classifier (`path`), a Python callable (`callable`), or a model
+    served over HTTP (`http`: OpenRLHF's remote-RM or vLLM's score protocol; `rmteach serve-rm` serves one)."""
 
     name: str = Field(..., min_length=1, description="unique name used in reports")
     path: str | None = Field(None, description="local directory or hub id of an AutoModelForSequenceClassification")
     callable: str | None = Field(
         None, description="'module:attribute' of a function (prompts, completions, **kwargs) -> list[float]"
     )
+    http: RemoteRMConfig | None = Field(None, description="a reward model served over HTTP: url, protocol, ...")
     transform: ScaleTransform | None = Field(None, description="optional reward transform")
     batch_size: int = Field(16, ge=1, description="sequences per forward pass when scoring")
     max_length: int = Field(2048, ge=8, description="truncate (prompt + response) to this many RM tokens")
     trust_remote_code: bool = False
+    allow_new_head: bool = Field(
+        False, description="score with a freshly initialised (seeded) head when the checkpoint has none, e.g. a "
+        "causal LM's folder; by default such a checkpoint is refused, since its rewards would be random")
 
     @model_validator(mode="after")
     def _one_source(self) -> "RewardModelConfig":
-        if (self.path is None) == (self.callable is None):
-            raise ValueError(f"reward model '{self.name}' needs exactly one of 'path' or 'callable'")
+        if sum(v is not None for v in (self.path, self.callable, self.http)) != 1:
+            raise ValueError(f"reward model '{self.name}' needs exactly one of 'path' or 'callable' or 'http'")
         if self.callable is not None and ":" not in self.callable:
             raise ValueError(f"reward model '{self.name}': callable must look like 'module:attribute'")
         return self
@@ -78,7 +87,7 @@ class SamplingConfig(Strict):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int = Field(64, ge=1)
     batch_size: int = Field(16, ge=1, description="prompts per generate call (each yields K sequences)")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
 Device = str  # "auto", "cpu", "cuda", "cuda:1", "mps"

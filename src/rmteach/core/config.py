@@ -111,12 +111,13 @@ def deep_merge(base: dict, over: dict) -> dict:
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(merged.get(k), dict):
             merged[k] = deep_merge(merged[k], v)
-        elif isinstance(v, dict) and isinstance(merged.get(k), list) and all(i.isdigit() for i in v):
+        elif isinstance(v, dict) and isinstance(merged.get(k), list) and all(i.isascii() and i.isdigit() for i in v):
             items = list(merged[k])  # `--set reward_models.1.batch_size=8` edits one list item
             for i, sub in v.items():
                 if int(i) >= len(items):
                     raise UserError(f"--set {k}.{i}: '{k}' has only {len(items)} items")
-                items[int(i)] = deep_merge(items[int(i)], sub) if isinstance(sub, dict) else sub
+                item = items[int(i)]
+                items[int(i)] = deep_merge(item, sub) if isinstance(sub, dict) and isinstance(item, dict) else sub
             merged[k] = items
         else:
             merged[k] = v
@@ -125,11 +126,12 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML mapping, with one-line errors for a missing file or bad syntax."""
+    from .io import read_user_text
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file not found: {path}")
+    text = read_user_text(path, "config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
@@ -143,7 +145,13 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 def resolve_path(value: str, base: Path, *, model: bool) -> str:
     """Resolve a path relative to `base`; a model reference that is not a local path stays a hub id."""
+    if "\x00" in value:
+        raise UserError(f"path {value!r} holds a NUL character")
     p = Path(os.path.expanduser(value))
+    try:
+        (p if p.is_absolute() else base / p).exists()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise UserError(f"path {value[:80]!r}: {e.strerror or e}") from None
     if p.is_absolute():
         return str(p)
     local = base / p
@@ -158,21 +166,24 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     locally or look like paths, so hub ids survive); `cache_dir` likewise.
     """
 
-    def walk(node: Any, parent_key: str | None) -> Any:
+    def walk(node: Any, parent_key: str | None, loc: str) -> Any:
         if isinstance(node, dict):
             out = {}
             for k, v in node.items():
                 if k in ("path", "cache_dir") and isinstance(v, str):
                     is_model = parent_key in ("policy", "reward_model", "reward_models", "ground_truth", "policies")
-                    out[k] = resolve_path(v, base, model=is_model)
+                    try:
+                        out[k] = resolve_path(v, base, model=is_model)
+                    except UserError as e:
+                        raise UserError(f"{loc}{k}: {e}") from None
                 else:
-                    out[k] = walk(v, k if not isinstance(v, list) else k)
+                    out[k] = walk(v, k, f"{loc}{k}.")
             return out
         if isinstance(node, list):
-            return [walk(v, parent_key) for v in node]
+            return [walk(v, parent_key, f"{loc}{i}.") for i, v in enumerate(node)]
         return node
 
-    return walk(data, None)
+    return walk(data, None, "")
 
 
 def load_config(model_cls: type[C], path: str | os.PathLike, overrides: list[str] | None = None) -> C:

@@ -1,7 +1,14 @@
 """Prompt and preference sets: load from JSONL or a saved `datasets` dataset, validate, hash.
 
 A prompt set has a `prompt` column and an optional `id` column; a preference set has `prompt`, `chosen`
-and `rejected` (strings) and an optional `id`.
+and `rejected` (strings) and an optional `id`. Ids are strings or numbers, unique within a set (the row
+index when absent). A file must be UTF-8 JSONL (a byte-order mark is dropped); anything else is refused
+with one line naming the file, the line or row, and the column.
+
+A preference row whose `chosen` and `rejected` are the same text carries no preference: every RM ties on
+it, which pulls every RM's off-policy accuracy towards 0.5 alike. Such rows are dropped with a warning that
+counts them and names the first id (they are not errors: public preference sets hold a few); a set left
+with no pair is refused.
 """
 
 from __future__ import annotations
@@ -31,24 +38,27 @@ class PreferencePair:
 
 
 def _read_rows(cfg: DataConfig, what: str) -> list[dict[str, Any]]:
+    from .io import read_user_text
+
     path = Path(cfg.path)
-    if not path.exists():
-        raise UserError(f"{what} set not found: {path}")
     if path.is_dir():
         rows = _read_dataset_dir(path, cfg.split, what)
     else:
         rows = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                if not isinstance(row, dict):
-                    raise UserError(f"{path}:{lineno}: each line must be a JSON object")
-                rows.append(row)
+        text = read_user_text(path, f"{what} set")
+        if cfg.split is not None:
+            raise UserError(f"{what} set {path}: 'split' is for a dataset folder saved with save_to_disk; this is a "
+                            "file, so remove 'split'")
+        for lineno, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise UserError(f"{path}:{lineno}: each line must be a JSON object")
+            rows.append(row)
     if cfg.limit is not None:
         rows = rows[: cfg.limit]
     if not rows:
@@ -61,8 +71,10 @@ def _read_dataset_dir(path: Path, split: str | None, what: str) -> list[dict[str
 
     try:
         ds = datasets.load_from_disk(str(path))
-    except (FileNotFoundError, ValueError) as e:
-        raise UserError(f"{what} set {path}: not a dataset saved with save_to_disk ({e})") from None
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{what} set {path}: a folder, but not a dataset saved with save_to_disk ({first}); "
+                        "point 'path' at a JSONL file or such a folder") from None
     if isinstance(ds, datasets.DatasetDict):
         if split is None:
             if len(ds) != 1:
@@ -86,6 +98,10 @@ def _check_columns(rows: list[dict[str, Any]], columns: tuple[str, ...], what: s
 
 
 def _ids(rows: list[dict[str, Any]], what: str, path: str) -> list[str]:
+    for i, r in enumerate(rows):
+        v = r.get("id")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int, float))):
+            raise UserError(f"{what} set {path}: row {i}: 'id' must be a string or a number (got {type(v).__name__})")
     ids = [str(r["id"]) if r.get("id") is not None else str(i) for i, r in enumerate(rows)]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
@@ -108,11 +124,27 @@ def load_prompts(cfg: DataConfig) -> list[Prompt]:
 
 
 def load_preferences(cfg: DataConfig) -> list[PreferencePair]:
-    """Load and validate a preference set with `prompt`, `chosen` and `rejected` string columns."""
+    """Load and validate a preference set with `prompt`, `chosen` and `rejected` string columns.
+
+    Pairs whose chosen and rejected are the same text are dropped with a warning (see the module docstring);
+    `limit` counts rows of the file, before that.
+    """
     rows = _read_rows(cfg, "preference")
     _check_columns(rows, ("prompt", "chosen", "rejected"), "preference", cfg.path)
     ids = _ids(rows, "preference", cfg.path)
-    return [PreferencePair(i, r["prompt"], r["chosen"], r["rejected"]) for i, r in zip(ids, rows)]
+    pairs = [PreferencePair(i, r["prompt"], r["chosen"], r["rejected"]) for i, r in zip(ids, rows)]
+    kept = [p for p in pairs if p.chosen != p.rejected]
+    if len(kept) < len(pairs):
+        first = next(p.id for p in pairs if p.chosen == p.rejected)
+        if not kept:
+            raise UserError(f"preference set {cfg.path}: every pair has the same text as chosen and rejected "
+                            f"(first: id '{first}'); such pairs carry no preference")
+        from .progress import console
+
+        console().print(f"[yellow]warning:[/yellow] preference set {cfg.path}: dropped {len(pairs) - len(kept)} of "
+                        f"{len(pairs)} pairs whose chosen and rejected are the same text (first: id '{first}')",
+                        soft_wrap=True)
+    return kept
 
 
 def hash_prompts(prompts: list[Prompt]) -> str:

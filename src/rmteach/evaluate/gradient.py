@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..core.errors import UserError
-from ..core.hf import format_prompt, from_pretrained, load_tokenizer, quiet, resolve_device, torch_dtype
+from ..core.hf import format_prompt, load_causal_lm, quiet, resolve_device, torch_dtype
 
 
 def rloo_weights(rewards: np.ndarray) -> np.ndarray:
@@ -68,16 +68,10 @@ def load_policy_for_gradients(policy_path: str, *, device: str, dtype: str, trus
     Returns:
         (model on `device`, tokenizer).
     """
-    from transformers import AutoModelForCausalLM
-
     quiet()
     device = resolve_device(device)
-    tok = load_tokenizer(policy_path, "policy", padding_side="right", trust_remote_code=trust_remote_code)
-    model = from_pretrained(
-        AutoModelForCausalLM, policy_path, "policy", dtype=torch_dtype(dtype, device),
-        trust_remote_code=trust_remote_code,
-    ).to(device)
-    return model, tok
+    return load_causal_lm(policy_path, "policy", padding_side="right", dtype=torch_dtype(dtype, device),
+                          device=device, trust_remote_code=trust_remote_code)
 
 
 def _select(model: Any, patterns: Sequence[str] | None) -> list[tuple[str, Any]]:

@@ -19,7 +19,8 @@ from ..backends.sampler import sample_responses
 from ..core import io
 from ..core.blocks import RewardModelConfig
 from ..core.config import to_plain
-from ..core.data import Prompt, hash_prompts, load_preferences, load_prompts
+from ..core.data import PreferencePair, Prompt, hash_prompts, load_preferences, load_prompts
+from ..core.errors import ItemError
 from ..core.hf import check_model_ref, fingerprint, resolve_device
 from ..core.progress import console, progress_bar
 from .config import EvaluateConfig
@@ -50,16 +51,29 @@ def samples_key(cfg: EvaluateConfig, prompts: list[Prompt], device: str) -> str:
 
 
 def get_samples(cfg: EvaluateConfig, prompts: list[Prompt], device: str) -> tuple[list[list[str]], bool]:
-    """Sample K responses per prompt, or read them from the cache. Returns (responses, from_cache)."""
+    """Sample K responses per prompt, or read them from the cache. Returns (responses, from_cache).
+
+    An unreadable cache entry is sampled again; a cache that cannot be written is skipped with a warning.
+    """
     path = cache_root(cfg) / "samples" / f"{samples_key(cfg, prompts, device)}.json"
-    if path.is_file():
-        cached = json.loads(path.read_text(encoding="utf-8"))
-        return cached["responses"], True
+    try:
+        responses = json.loads(path.read_text(encoding="utf-8"))["responses"]
+        if len(responses) == len(prompts):
+            return responses, True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # absent or not ours: sample
     with progress_bar(f"sampling {cfg.sampling.samples_per_prompt} responses/prompt", len(prompts)) as advance:
-        responses = sample_responses(
-            cfg.policy, [p.text for p in prompts], cfg.sampling, device=device, dtype=cfg.dtype, progress=advance
-        )
-    io.write_json(path, {"policy": cfg.policy.path, "responses": responses})
+        try:
+            responses = sample_responses(
+                cfg.policy, [p.text for p in prompts], cfg.sampling, device=device, dtype=cfg.dtype, progress=advance
+            )
+        except ItemError as e:
+            raise e.named([p.id for p in prompts]) from None
+    try:
+        io.write_json(path, {"policy": cfg.policy.path, "responses": responses})
+    except OSError as e:
+        console().print(f"[yellow]warning:[/yellow] sample cache {path.parent} not written ({e.strerror or e})",
+                        soft_wrap=True)
     return responses, False
 
 
@@ -96,11 +110,15 @@ def score_one(
 # The command
 
 
-def preflight(cfg: EvaluateConfig) -> None:
-    """Fail before any model loads: missing local model folders, callables that do not import."""
+def preflight(cfg: EvaluateConfig) -> tuple[list[Prompt], list[PreferencePair] | None]:
+    """Fail before any model loads: unreadable prompt or preference sets, missing local model folders,
+    callables that do not import. Returns the prompts and the preference pairs (None without a set)."""
+    prompts = load_prompts(cfg.prompts)
+    pairs = load_preferences(cfg.preferences) if cfg.preferences else None
     check_model_ref(cfg.policy.path, "policy")
     for rm_cfg in cfg.all_reward_models():
         check_reward_source(rm_cfg, f"reward model '{rm_cfg.name}'")
+    return prompts, pairs
 
 
 def evaluate(cfg: EvaluateConfig, timing: dict[str, Any] | None = None) -> tuple[dict[str, Any], EvalData]:
@@ -115,9 +133,7 @@ def evaluate(cfg: EvaluateConfig, timing: dict[str, Any] | None = None) -> tuple
         (report dict, the measured data).
     """
     timing = {} if timing is None else timing
-    prompts = load_prompts(cfg.prompts)
-    pairs = load_preferences(cfg.preferences) if cfg.preferences else None
-    preflight(cfg)
+    prompts, pairs = preflight(cfg)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
     responses, cached = get_samples(cfg, prompts, device)

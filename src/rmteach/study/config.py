@@ -112,7 +112,8 @@ class StudyConfig(Strict):
     train_on_ground_truth: bool = Field(
         True, description="also train on the ground truth itself: a reference curve in the report"
     )
-    jobs: int = Field(1, ge=1, description="train runs at once, each in its own process (CPU threads are split)")
+    jobs: int = Field(1, ge=1, le=1024,
+                      description="train runs at once, each in its own process (CPU threads are split)")
     only: RunFilter | None = None
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     evaluate: dict[str, Any] = Field(

@@ -265,11 +265,14 @@ def run_study(
     if evaluate_fn is None:
         from ..evaluate.run import preflight
 
-        for spec in grid.evaluations:  # every missing model or callable fails before the first load
+        for spec in grid.evaluations:  # every bad data set, missing model or callable fails before the first load
             preflight(spec.config)
         evaluate_fn = _run_evaluate
     if train_fn is None:
-        from ..train.run import run_train as train_fn
+        from ..train.run import preflight as train_preflight, run_train as train_fn
+
+        if grid.runs:  # the train block's prompt sets and TRL settings (the same for every run)
+            train_preflight(grid.runs[0].config, grid.runs[0].folder(out))
     io.write_json(out / MARKER, {"schema": "rmteach.study-config/1", "config": plain})
     runs = grid.runs
     n_cand = len({r.reward_model for r in runs if not r.is_ground_truth})

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import UserError
+from ..core.io import check_out
 from .report import write_outputs
 from .sim import (
     AutoregressiveField,
@@ -253,8 +254,7 @@ def run(out: Path, experiment: str = "all", seed: int = 0) -> dict:
         raise UserError(f"--experiment must be one of {', '.join(EXPERIMENTS)}; got {experiment!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UserError(f"--seed must be a non-negative integer; got {seed!r}")
-    if Path(out).exists() and not Path(out).is_dir():
-        raise UserError(f"--out {out} is a file, not a folder")
+    check_out(out)
     names = EXPERIMENTS[:-1] if experiment == "all" else (experiment,)
     result = {"schema": SCHEMA, "experiment": experiment, "seed": int(seed),
               "experiments": {name: RUNNERS[name](seed=int(seed)) for name in names}}

@@ -164,12 +164,14 @@ def build_reward_model(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from ..core.hf import from_pretrained
+    from ..core.hf import load_weights
 
     d = part.start()
     s = derive_seed(seed, f"rm:{name}")
     torch.manual_seed(s)  # the new head's initialisation
-    model = from_pretrained(AutoModelForSequenceClassification, str(init_dir), "toy policy", num_labels=1)
+    # A policy's weights under a new scalar head, explicitly: rmteach refuses a new head by default.
+    model = load_weights(AutoModelForSequenceClassification, str(init_dir), "toy policy", new_head_ok=True,
+                         num_labels=1, hint="rebuild the toy world's policies (delete its policies/ folder)")
     tok = AutoTokenizer.from_pretrained(init_dir)
     model.config.pad_token_id = tok.pad_token_id
     acc = fit_reward_model(model, tok, [r["prompt"] for r in pairs], [r["chosen"] for r in pairs],

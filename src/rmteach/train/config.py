@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..core.blocks import DataConfig, Device, Dtype, PolicyConfig, RewardModelConfig, SamplingConfig
+from ..core.blocks import MAX_SEED, DataConfig, Device, Dtype, PolicyConfig, RewardModelConfig, SamplingConfig
 from ..core.config import Strict, check_device
 from ..core.errors import UserError
 
@@ -39,7 +39,7 @@ class NormalizationConfig(Strict):
     path: str | None = Field(None, description="an `rmteach evaluate` report.json holding this RM's normalization")
     samples_per_prompt: int = Field(4, ge=2, description="responses per train prompt when computed at start")
     max_prompts: int | None = Field(None, ge=1, description="use the first N train prompts when computed at start")
-    seed: int = Field(0, ge=0, description="sampling seed when computed at start")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="sampling seed when computed at start")
 
 
 class TrainConfig(Strict):
@@ -85,7 +85,7 @@ class TrainConfig(Strict):
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.0, ge=0.0)
     max_grad_norm: float = Field(1.0, ge=0.0, description="gradient clipping (0 disables)")
-    seed: int = Field(0, ge=0, description="seeds sampling, data order and initialization of every run")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seeds sampling, data order and initialization of every run")
 
     # -- Sampling during training ----------------------------------------------------------------------
     max_new_tokens: int = Field(64, ge=1)

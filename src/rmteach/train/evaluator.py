@@ -60,6 +60,7 @@ class Evaluator:
     proxy: TRLReward
     gold: TRLReward | None
     sampling: SamplingConfig
+    ids: list[str] | None = None  # the prompts' ids, for messages
 
     def __call__(
         self, model: Any, tok: Any, step: int, *, rank: int = 0, world: int = 1,
@@ -75,8 +76,9 @@ class Evaluator:
             m = self.sampling.samples_per_prompt
             flat_p = [p for p in texts for _ in range(m)]
             flat_r = [r for row in responses for r in row]
-            z = self.proxy.score(flat_p, flat_r, step=step).reshape(len(mine), m)  # (n_mine, M)
-            g = self.gold.score(flat_p, flat_r, step=step).reshape(len(mine), m) if self.gold else None
+            ids = [self.ids[i] for i in mine for _ in range(m)] if self.ids is not None else None
+            z = self.proxy.score(flat_p, flat_r, step=step, ids=ids).reshape(len(mine), m)  # (n_mine, M)
+            g = self.gold.score(flat_p, flat_r, step=step, ids=ids).reshape(len(mine), m) if self.gold else None
             for j, i in enumerate(mine):
                 gold_mean = float(g[j].mean()) if g is not None else None
                 rows.append((i, float(z[j].mean()), float(np.var(z[j], ddof=1)), gold_mean))

@@ -3,30 +3,37 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.blocks import SamplingConfig
-from ..core.errors import UserError
+from ..core.errors import ItemError, UserError
 from ..core.metrics import Normalization, fit_normalization
 from .evaluator import sample_aside, shard
 
 
 def fit_initial_normalization(
-    model: Any, tok: Any, rm: Any, prompts: list[str], sampling: SamplingConfig, *, rank: int = 0, world: int = 1
+    model: Any, tok: Any, rm: Any, prompts: list[str], sampling: SamplingConfig, *, rank: int = 0, world: int = 1,
+    ids: list[str] | None = None,
 ) -> Normalization:
     """The paper's normalization, fitted at start: sample the initial policy, score, mean and std of all rewards.
 
     With several processes each samples every world-th prompt and the rewards are gathered, so every process
-    gets the same normalization.
+    gets the same normalization. `ids` (the prompts' ids) name the prompt when the RM fails on one.
     """
     idx, real = shard(len(prompts), rank, world)
     mine = [prompts[i] for i in idx[:real]]
     k = sampling.samples_per_prompt
     responses = sample_aside(model, tok, [prompts[i] for i in idx], sampling)[:real]  # (n_mine, K)
-    raw = rm.score([p for p in mine for _ in range(k)], [r for row in responses for r in row]) if mine else []
+    try:
+        raw = rm.score([p for p in mine for _ in range(k)], [r for row in responses for r in row]) if mine else []
+    except ItemError as e:
+        if ids is None:
+            raise
+        raise e.named([ids[i] for i in idx[:real] for _ in range(k)]) from e.__cause__
     rewards = [float(x) for x in raw]
     if world > 1:
         from accelerate.utils import gather_object
@@ -53,24 +60,39 @@ def normalization_from_report(path: str | Path, rm_cfg: Any, policy_path: str) -
     from ..core.config import to_plain
     from ..core.progress import console
 
+    from ..core.io import read_user_text
+
     path = Path(path)
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"normalization report {path}: cannot read it ({e})") from None
-    cards = {c.get("name"): c for c in report.get("reward_models", [])}
+        report = json.loads(read_user_text(path, "normalization report"))
+    except json.JSONDecodeError as e:
+        raise UserError(f"normalization report {path}: not valid JSON ({e})") from None
+    cards_in = report.get("reward_models") if isinstance(report, dict) else None
+    if not isinstance(cards_in, list) or not all(isinstance(c, dict) for c in cards_in):
+        raise UserError(f"normalization report {path}: not an `rmteach evaluate` report.json (no reward_models list)")
+    cards = {c.get("name"): c for c in cards_in}
     if rm_cfg.name not in cards:
         raise UserError(
             f"normalization report {path} has no reward model '{rm_cfg.name}' (has: {', '.join(map(str, cards))})"
         )
-    rep = report.get("config", {})
-    theirs = {r.get("name"): r for r in rep.get("reward_models", []) + [rep.get("ground_truth") or {}]}.get(rm_cfg.name)
+    rep = report.get("config") if isinstance(report.get("config"), dict) else {}
+    listed = [r for r in (rep.get("reward_models") or []) + [rep.get("ground_truth") or {}] if isinstance(r, dict)]
+    theirs = {r.get("name"): r for r in listed}.get(rm_cfg.name)
     mine = to_plain(rm_cfg)
-    if theirs is not None and any(theirs.get(k) != mine.get(k) for k in ("path", "callable", "transform")):
+    if theirs is not None and any(theirs.get(k) != mine.get(k) for k in ("path", "callable", "http", "transform")):
         raise UserError(
             f"normalization report {path}: reward model '{rm_cfg.name}' there has another path, callable or transform"
         )
-    if rep.get("policy", {}).get("path") != policy_path:
-        console().print(f"[yellow]warning:[/yellow] {path} was measured on policy {rep.get('policy', {}).get('path')}")
-    n = cards[rm_cfg.name]["normalization"]
-    return Normalization(mean=float(n["mean"]), std=float(n["std"]))
+    measured_on = (rep.get("policy") or {}).get("path") if isinstance(rep.get("policy"), dict) else None
+    if measured_on != policy_path:
+        console().print(f"[yellow]warning:[/yellow] {path} was measured on policy {measured_on}")
+    n = cards[rm_cfg.name].get("normalization")
+    try:
+        norm = Normalization(mean=float(n["mean"]), std=float(n["std"]))
+    except (TypeError, KeyError, ValueError):
+        raise UserError(f"normalization report {path}: reward model '{rm_cfg.name}' has no normalization "
+                        "mean and std") from None
+    if not (math.isfinite(norm.mean) and math.isfinite(norm.std) and norm.std >= 0):
+        raise UserError(f"normalization report {path}: reward model '{rm_cfg.name}' has normalization mean "
+                        f"{norm.mean} and std {norm.std}; both must be finite numbers, the std >= 0")
+    return norm

@@ -10,6 +10,7 @@ from ..core.errors import UserError
 from ..core.hf import check_model_ref
 from ..core.progress import console
 from .config import Layout, TrainConfig
+from .trainer import check_report_to
 
 
 def check_inputs(cfg: TrainConfig, *, strict: bool) -> list[str]:
@@ -31,6 +32,7 @@ def check_inputs(cfg: TrainConfig, *, strict: bool) -> list[str]:
     check(lambda: check_model_ref(cfg.policy.path, "policy"))
     for rm in [cfg.reward_model] + ([cfg.ground_truth] if cfg.ground_truth else []):
         check(lambda: check_reward_source(rm, f"reward model '{rm.name}'"))
+    check(lambda: check_report_to(cfg.trl_args.get("report_to", cfg.report_to), installed=True))
     if cfg.use_vllm:
         from trl.import_utils import is_vllm_available
 
@@ -56,9 +58,9 @@ def plan(cfg: TrainConfig, out: Path, steps: int | None, layout: Layout, trl_arg
         + (f"normalize_advantages={cfg.rloo_normalize_advantages})" if rloo
            else f"scale_rewards={cfg.grpo_scale_rewards})"),
         "policy": cfg.policy.path,
-        "proxy reward model": f"{rm.name}: {rm.path or rm.callable}"
+        "proxy reward model": f"{rm.name}: {_source(rm)}"
         + (f" (x{rm.transform.factor:g} on {rm.transform.fraction:.0%} of prompts)" if rm.transform else ""),
-        "ground truth": f"{gt.name}: {gt.path or gt.callable} (weight 0: logged only)" if gt else "none",
+        "ground truth": f"{gt.name}: {_source(gt)} (weight 0: logged only)" if gt else "none",
         "normalization": f"from {n.path}" if n.path
         else f"fitted at start on {n.samples_per_prompt} samples x {n.max_prompts or 'all'} train prompts",
         "prompts": f"train {cfg.train_prompts.path}; eval {cfg.eval_prompts.path} "
@@ -88,3 +90,8 @@ def print_plan(p: dict[str, Any], missing: list[str]) -> None:
     Console().print(table)
     for m in missing:
         console().print(f"[yellow]warning:[/yellow] {m} (needed at run time)")
+
+
+def _source(rm: Any) -> str:
+    """Where a reward model comes from: its folder or hub id, its callable, or its URL."""
+    return rm.path or rm.callable or rm.http.url

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..backends.rewards import check_finite
-from ..core.errors import UserError
+from ..core.errors import ItemError, UserError
 from ..core.metrics import Normalization
 
 # TRL logs each reward function's batch mean as `rewards/<__name__>/mean`.
@@ -61,18 +61,28 @@ class TRLReward:
         self.__name__ = name  # TRL names the reward function's logs after it
         self.rm, self.norm, self.log_variance = rm, norm, log_variance
 
-    def score(self, prompts: Sequence[str], responses: Sequence[str], *, step: int | None = None) -> np.ndarray:
-        """Rewards (n,) of raw-prompt/response pairs; a non-finite reward stops the run, naming the step."""
-        raw = self.rm.score(list(prompts), list(responses))
+    def score(self, prompts: Sequence[str], responses: Sequence[str], *, step: int | None = None,
+              ids: Sequence[str] | None = None) -> np.ndarray:
+        """Rewards (n,) of raw-prompt/response pairs; a non-finite reward, or a reward function that raises or
+        returns something else than numbers, stops the run naming the step (and the prompt id, given `ids`)."""
+        where = f"step {step}: " if step is not None else ""
         try:
-            check_finite(self.rm.name, raw, prompts)
+            raw = self.rm.score(list(prompts), list(responses))
+        except ItemError as e:
+            err = e.named(list(ids)) if ids is not None else e
+            raise TrainingStopped(f"{where}{err}") from e.__cause__
         except UserError as e:
-            raise TrainingStopped(f"step {step}: {e}" if step is not None else str(e)) from None
+            raise TrainingStopped(f"{where}{e}") from e.__cause__
+        try:
+            check_finite(self.rm.name, raw, prompts, ids)
+        except UserError as e:
+            raise TrainingStopped(f"{where}{e}") from None
         return self.norm.apply(raw) if self.norm is not None else raw
 
-    def __call__(self, prompts, completions, raw_prompt, trainer_state=None, log_metric=None, **kwargs) -> list[float]:
+    def __call__(self, prompts, completions, raw_prompt, trainer_state=None, log_metric=None, prompt_id=None,
+                 **kwargs) -> list[float]:
         step = trainer_state.global_step + 1 if trainer_state is not None else None
-        r = self.score(raw_prompt, completion_texts(completions), step=step)  # (local batch,)
+        r = self.score(raw_prompt, completion_texts(completions), step=step, ids=prompt_id)  # (local batch,)
         if self.log_variance and log_metric is not None:
             for v in group_variances(r, raw_prompt):
                 log_metric(VARIANCE_KEY, v)

@@ -22,8 +22,8 @@ from ..backends.rewards import load_reward_model
 from ..core import io
 from ..core.config import to_plain
 from ..core.data import Prompt, load_prompts
-from ..core.errors import UserError
-from ..core.hf import from_pretrained, load_tokenizer, quiet, torch_dtype
+from ..core.errors import ItemError, UserError
+from ..core.hf import check_context, load_causal_lm, quiet, torch_dtype
 from ..core.metrics import Normalization
 from ..core.progress import console, progress_bar
 from . import run_dir
@@ -63,6 +63,10 @@ def run_train(
 ) -> dict[str, Any]:
     """`rmteach train`: train `cfg.policy` with the proxy RM on TRL; write metrics.jsonl, checkpoints, final/.
 
+    Bad input fails before `out` is touched (the models and the normalization are ready before it is
+    cleared), or, found during the first step (a reward function that raises on its first samples), with
+    `out` left as it was. A run that stops later keeps run.json (status "failed") and its checkpoints.
+
     Arguments:
         cfg: the validated config.
         out: the output folder.
@@ -75,34 +79,22 @@ def run_train(
     """
     t_start = time.perf_counter()
     out = Path(out)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    layout = cfg.layout(world)
-    on_cpu = use_cpu(cfg)
-
     if dry_run:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        layout = cfg.layout(world)
         missing = check_inputs(cfg, strict=False)
         steps = cfg.steps if cfg.epochs is None else None
         if cfg.epochs is not None and Path(cfg.train_prompts.path).exists():
-            steps = cfg.total_steps(len(load_prompts(cfg.train_prompts)))
-        args = build_trl_config(cfg, out, steps or 1, layout, use_cpu=on_cpu)
+            steps = cfg.total_steps(len(_load(cfg, "train_prompts")))
+        args = build_trl_config(cfg, out, steps or 1, layout, use_cpu=use_cpu(cfg))
         p = plan(cfg, out, steps, layout, args)
         if args.process_index == 0:
             print_plan(p, missing)
         return {"dry_run": True, "plan": p, "missing": missing}
 
-    train_prompts = _load(cfg, "train_prompts")
-    eval_prompts = _load(cfg, "eval_prompts")
-    if cfg.prompts_per_step > len(train_prompts):
-        raise UserError(
-            f"prompts_per_step ({cfg.prompts_per_step}) is larger than the train prompt set ({len(train_prompts)})"
-        )
-    steps = cfg.total_steps(len(train_prompts))
-    args = build_trl_config(cfg, out, steps, layout, use_cpu=on_cpu)
-    if args.world_size != world:
-        raise UserError(f"WORLD_SIZE says {world} processes but accelerate set up {args.world_size}")
-    check_inputs(cfg, strict=True)
+    train_prompts, eval_prompts, steps, args = preflight(cfg, out)
 
-    # 1. The output folder: everyone reads its state, then the main process changes it.
+    # 1. The output folder: everyone reads its state; it is changed only once the models are ready.
     io.claim_out_dir(out, run_dir.MARKER, to_plain(cfg), overwrite, "train")
     marker = None if overwrite else run_dir.read_marker(out)
     if marker and not resume:
@@ -117,16 +109,7 @@ def run_train(
         return marker["summary"]
     start = _Start(cfg, out, args, steps, train_prompts, eval_prompts, marker,
                    ckpt=run_dir.last_checkpoint(out) if (resume and marker) else None, t_start=t_start)
-    _barrier(args)
-    if start.is_main:
-        if overwrite or not marker:
-            run_dir.clear(out)
-        out.mkdir(parents=True, exist_ok=True)
-        if start.ckpt is not None:
-            start.records = run_dir.truncate_metrics(out / run_dir.METRICS, run_dir.checkpoint_step(start.ckpt))
-        elif (out / run_dir.METRICS).exists():
-            (out / run_dir.METRICS).unlink()  # nothing to resume from: start over
-    _barrier(args)
+    fresh, created = start.ckpt is None and not marker, not out.exists()  # fresh: nothing in `out` to keep
 
     import torch
 
@@ -136,9 +119,44 @@ def run_train(
     quiet()
     try:
         with quiet_third_party():
-            return _train(start)
+            loaded = _load_models(start)
+            _barrier(args)
+            if start.is_main:
+                if overwrite or not marker:
+                    run_dir.clear(out)
+                out.mkdir(parents=True, exist_ok=True)
+                if start.ckpt is not None:
+                    start.records = run_dir.truncate_metrics(out / run_dir.METRICS, run_dir.checkpoint_step(start.ckpt))
+                elif (out / run_dir.METRICS).exists():
+                    (out / run_dir.METRICS).unlink()  # nothing to resume from: start over
+            _barrier(args)
+            try:
+                return _train(start, loaded)
+            except UserError:
+                if start.is_main and fresh and not run_dir.stepped(out):
+                    run_dir.clear(out, remove_empty=created)  # stopped before its first step: leave no trace
+                raise
     finally:
         torch.set_num_threads(threads)
+
+
+def preflight(cfg: TrainConfig, out: Path) -> tuple[list[Prompt], list[Prompt], int, Any]:
+    """Everything a run checks before loading weights: prompt sets, batch layout, TRL settings, models and
+    callables. Returns (train prompts, eval prompts, steps, the TRL config)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    layout = cfg.layout(world)
+    train_prompts = _load(cfg, "train_prompts")
+    eval_prompts = _load(cfg, "eval_prompts")
+    if cfg.prompts_per_step > len(train_prompts):
+        raise UserError(
+            f"prompts_per_step ({cfg.prompts_per_step}) is larger than the train prompt set ({len(train_prompts)})"
+        )
+    steps = cfg.total_steps(len(train_prompts))
+    args = build_trl_config(cfg, out, steps, layout, use_cpu=use_cpu(cfg))
+    if args.world_size != world:
+        raise UserError(f"WORLD_SIZE says {world} processes but accelerate set up {args.world_size}")
+    check_inputs(cfg, strict=True)
+    return train_prompts, eval_prompts, steps, args
 
 
 def _load(cfg: TrainConfig, key: str) -> list[Prompt]:
@@ -164,44 +182,65 @@ def _normalization(s: _Start, model: Any, tok: Any, proxy_rm: Any) -> tuple[Norm
     if ncfg.path:
         return normalization_from_report(ncfg.path, cfg.reward_model, cfg.policy.path), str(ncfg.path)
     sampling = cfg.sampling(ncfg.samples_per_prompt, ncfg.seed)
-    texts = [p.text for p in s.train_prompts[: ncfg.max_prompts]]
-    norm = fit_initial_normalization(model, tok, proxy_rm, texts, sampling, rank=s.args.process_index,
-                                     world=s.args.world_size)
+    first = s.train_prompts[: ncfg.max_prompts]
+    norm = fit_initial_normalization(model, tok, proxy_rm, [p.text for p in first], sampling,
+                                     rank=s.args.process_index, world=s.args.world_size, ids=[p.id for p in first])
     return norm, "initial policy samples"
 
 
-def _train(s: _Start) -> dict[str, Any]:
-    """The part of `run_train` that loads weights and trains."""
-    from transformers import AutoModelForCausalLM
+@dataclass
+class _Loaded:
+    """The models of a run and its normalization, ready before `out` is touched."""
 
-    cfg, out, args = s.cfg, s.out, s.args
+    model: Any
+    tok: Any
+    proxy_rm: Any
+    gold_rm: Any
+    norm: Normalization
+    source: str
+    t_loaded: float
+    t_norm: float
+
+
+def _load_models(s: _Start) -> _Loaded:
+    """The policy (checked to be a whole causal LM, every prompt fitting its positions), each RM once, and the
+    normalization (which scores the proxy on the initial policy's samples)."""
     # 2. Models: the policy once (sampled for the normalization, then handed to TRL), each RM once.
-    device = str(args.device)
-    tok = load_tokenizer(cfg.policy.path, "policy", padding_side="left", trust_remote_code=cfg.policy.trust_remote_code)
-    model = from_pretrained(AutoModelForCausalLM, cfg.policy.path, "policy", dtype=torch_dtype(cfg.dtype, device),
-                            trust_remote_code=cfg.policy.trust_remote_code).to(device)
+    cfg = s.cfg
+    device = str(s.args.device)
+    model, tok = load_causal_lm(cfg.policy.path, "policy", padding_side="left", device=device,
+                                dtype=torch_dtype(cfg.dtype, device), trust_remote_code=cfg.policy.trust_remote_code)
+    for key, prompts in (("train_prompts", s.train_prompts), ("eval_prompts", s.eval_prompts)):
+        try:
+            check_context(tok, model, [p.text for p in prompts], cfg.max_new_tokens, "policy")
+        except ItemError as e:
+            raise UserError(f"{key}: {e.named([p.id for p in prompts])}") from None
     proxy_rm = load_reward_model(cfg.reward_model, device=device, dtype=cfg.dtype)
     gold_rm = load_reward_model(cfg.ground_truth, device=device, dtype=cfg.dtype) if cfg.ground_truth else None
     t_loaded = time.perf_counter()
+    norm, source = _normalization(s, model, tok, proxy_rm)  # 3. Normalization.
+    return _Loaded(model, tok, proxy_rm, gold_rm, norm, source, t_loaded, time.perf_counter())
 
-    # 3. Normalization.
-    norm, source = _normalization(s, model, tok, proxy_rm)
-    normalization = {"mean": norm.mean, "std": norm.std, "source": source}
-    t_norm = time.perf_counter()
+
+def _train(s: _Start, m: _Loaded) -> dict[str, Any]:
+    """The part of `run_train` that writes to `out` and trains."""
+    cfg, out, args = s.cfg, s.out, s.args
+    model, tok, t_loaded, t_norm = m.model, m.tok, m.t_loaded, m.t_norm
+    normalization = {"mean": m.norm.mean, "std": m.norm.std, "source": m.source}
     run_info = {"schema": SCHEMA, "config": to_plain(cfg), "normalization": normalization, "steps": s.steps,
                 "processes": args.world_size, "status": "running"}
     if s.is_main:
         io.write_json(out / run_dir.MARKER, run_info)
 
     # 4. TRL's trainer with the two reward functions; tracking as a callback.
-    proxy, gold = proxy_reward(proxy_rm, norm), (gold_reward(gold_rm) if gold_rm else None)
+    proxy, gold = proxy_reward(m.proxy_rm, m.norm), (gold_reward(m.gold_rm) if m.gold_rm else None)
     trainer = trainer_class(cfg.algorithm)(
         model=model, reward_funcs=[proxy] + ([gold] if gold else []), args=args,
         train_dataset=train_dataset(tok, s.train_prompts), processing_class=tok,
     )
     tidy_callbacks(trainer, out)
     evaluator = Evaluator([p.text for p in s.eval_prompts], proxy, gold,
-                          cfg.sampling(cfg.eval_samples_per_prompt, cfg.seed))
+                          cfg.sampling(cfg.eval_samples_per_prompt, cfg.seed), ids=[p.id for p in s.eval_prompts])
     wall_offset = s.records[-1]["wall_time"] if s.records else 0.0
     start_step = run_dir.checkpoint_step(s.ckpt) if s.ckpt else 0
     bar = progress_bar(f"{cfg.algorithm} on {cfg.reward_model.name}", s.steps) if s.is_main else nullcontext(None)
@@ -247,11 +286,15 @@ def _fail(e: Exception, trainer: Any, out: Path, run_info: dict[str, Any], is_ma
             return  # a bug or an environment failure: keep the traceback
         msg = f"step {trainer.state.global_step + 1}: sampling failed on non-finite probabilities ({msg})"
     ckpt = run_dir.last_checkpoint(out)
-    where = (f"last good checkpoint: {ckpt} (fix the cause, then --resume)" if ckpt
-             else "no checkpoint was saved (set checkpoint_every to be able to resume)")
+    if ckpt:
+        where = f"; last good checkpoint: {ckpt} (fix the cause, then --resume)"
+    elif trainer.state.global_step:
+        where = "; no checkpoint was saved (set checkpoint_every to be able to resume)"
+    else:
+        where = ""  # stopped in its first step: nothing to resume (`run_train` removes what it wrote)
     if is_main:
         io.write_json(out / run_dir.MARKER, {**run_info, "status": "failed", "error": msg})
-    raise TrainingStopped(f"{msg}; {where}") from None
+    raise TrainingStopped(f"{msg}{where}") from e.__cause__
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -41,14 +41,18 @@ def last_checkpoint(out: Path) -> Path | None:
 
 
 def read_marker(out: Path) -> dict[str, Any] | None:
+    """The run.json of `out`, or None when it is absent or not a JSON mapping."""
     try:
-        return json.loads((out / MARKER).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return marker if isinstance(marker, dict) else None
 
 
-def clear(out: Path) -> None:
-    """Delete what an earlier run of rmteach train wrote (and only that)."""
+def clear(out: Path, *, remove_empty: bool = False) -> None:
+    """Delete what an earlier run of rmteach train wrote (and only that); then `out` itself if asked and empty."""
+    if not out.is_dir():
+        return
     for name in OWNED:
         p = out / name
         if p.is_dir():
@@ -57,6 +61,13 @@ def clear(out: Path) -> None:
             p.unlink()
     for p in out.glob("checkpoint-*"):
         shutil.rmtree(p)
+    if remove_empty and not any(out.iterdir()):
+        out.rmdir()
+
+
+def stepped(out: Path) -> bool:
+    """Whether the run in `out` got past its first optimizer step (a metrics line beyond step 0, a checkpoint)."""
+    return last_checkpoint(out) is not None or any(r.get("step", 0) >= 1 for r in read_metrics(out / METRICS))
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -89,13 +89,53 @@ def build_trl_config(cfg: TrainConfig, out: Path, steps: int, layout: Layout, *,
     unknown = sorted(set(cfg.trl_args) - set(fields))
     if unknown:
         raise UserError(f"trl_args: {cls.__name__} has no field '{unknown[0]}'")
-    kwargs.update(cfg.trl_args)
+    kwargs.update(checked_trl_args(cls, cfg.trl_args))
+    check_report_to(kwargs["report_to"])
     try:
         with quiet_third_party():
             return cls(**kwargs)
     except (ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"invalid {cls.__name__} settings: {first}") from None
+
+
+def checked_trl_args(cls: type, trl_args: dict[str, Any]) -> dict[str, Any]:
+    """`trl_args` validated against the field types of TRL's config class (its dataclass annotations).
+
+    TRL does not check types: `num_train_epochs: "x"` would fail deep inside the trainer. Values are coerced
+    as pydantic does (`"3"` -> 3 for an int field); a value of the wrong type is a `UserError` naming the field.
+    """
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for key, value in trl_args.items():
+        try:
+            out[key] = TypeAdapter(hints[key]).validate_python(value)
+        except ValidationError as e:
+            err = e.errors()[0]
+            raise UserError(f"trl_args.{key}: {err['msg']} (got {str(value)[:60]!r})") from None
+        except Exception:  # noqa: BLE001 - a type pydantic cannot check: TRL gets the value as it is
+            out[key] = value
+    return out
+
+
+def check_report_to(report_to: Any, *, installed: bool = False) -> None:
+    """Every `report_to` logger must be one transformers knows (and, with `installed`, installed here)."""
+    from transformers.integrations.integration_utils import (INTEGRATION_TO_CALLBACK,
+                                                             get_available_reporting_integrations)
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    for name in names:
+        if name in ("all", "none"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise UserError(f"report_to: unknown logger '{name}' (allowed: {', '.join(INTEGRATION_TO_CALLBACK)}; "
+                            "[] for none)")
+        if installed and name not in get_available_reporting_integrations():
+            raise UserError(f"report_to: '{name}' is not installed here (install it, or drop it from report_to)")
 
 
 def train_dataset(tok: Any, prompts: list[Prompt]):

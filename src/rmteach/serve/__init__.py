@@ -1,0 +1,1 @@
+"""`rmteach serve-rm`: any loaded reward model behind HTTP: `config` (ServeConfig), `app` (the endpoints), `cli`."""

@@ -1,0 +1,27 @@
+"""`ServeConfig`: which reward model `rmteach serve-rm` loads, on what device, and where it listens."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from ..core.blocks import Device, Dtype, RewardModelConfig
+from ..core.config import Strict, check_device
+
+
+class ServeConfig(Strict):
+    """`rmteach serve-rm`: one reward model (any backend, its transform included) served over HTTP.
+
+    >>> ServeConfig(reward_model={"name": "gold", "callable": "m:f"}).port
+    8000
+    """
+
+    reward_model: RewardModelConfig = Field(..., description="the RM to serve; its name is the served model name")
+    device: Device = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    dtype: Dtype = Field("float32", description="weights dtype of an HF reward model")
+    host: str = Field("127.0.0.1", min_length=1, description="address to listen on (0.0.0.0: every interface)")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return check_device(v)
