@@ -12,10 +12,12 @@ not missing. A reward model may be allowed a new head explicitly (`new_head_ok`)
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import ItemError, UserError
 
@@ -259,3 +261,17 @@ def fingerprint(path: str) -> str:
     else:
         h.update(path.encode())
     return h.hexdigest()
+
+
+@contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` torch CPU threads (None or 0: torch's own setting), then restore the count before."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

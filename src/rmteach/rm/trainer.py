@@ -24,7 +24,7 @@ from ..core.blocks import RewardModelConfig
 from ..core.config import to_plain
 from ..core.data import write_jsonl
 from ..core.errors import UserError
-from ..core.hf import check_vocab, from_pretrained, load_tokenizer, load_weights, max_positions, quiet
+from ..core.hf import check_vocab, cpu_threads, from_pretrained, load_tokenizer, load_weights, max_positions, quiet
 from ..core.metrics import offpolicy_accuracy
 from ..core.progress import console, progress_bar
 from ..train import run_dir
@@ -171,25 +171,17 @@ def run_rm_train(cfg: RMTrainConfig, out: str | Path, *, resume: bool = False,
         return marker["summary"]
     ckpt = run_dir.last_checkpoint(out) if (resume and marker) else None
 
-    import torch
-
-    threads = torch.get_num_threads()
-    if cfg.cpu_threads:
-        torch.set_num_threads(cfg.cpu_threads)
     quiet()
-    try:
-        with quiet_third_party():
-            # 2. The model and the tokenized pairs.
-            model, tok = load_base(cfg, new_head)
-            limit = min(cfg.max_length, max_positions(model) or cfg.max_length)
-            train_ds = tokenized(tok, mix.train, limit, "training")
-            eval_ds = tokenized(tok, mix.held_out, limit, "held-out") if mix.held_out else None
-            steps = cfg.steps(len(train_ds), world)
-            args = reward_config(cfg, out, steps, evaluates=eval_ds is not None)
-            return _train(cfg, out, args, model, tok, train_ds, eval_ds, mix, lora,
-                          marker=marker, ckpt=ckpt, overwrite=overwrite, new_head=new_head, t0=t0)
-    finally:
-        torch.set_num_threads(threads)
+    with cpu_threads(cfg.cpu_threads), quiet_third_party():
+        # 2. The model and the tokenized pairs.
+        model, tok = load_base(cfg, new_head)
+        limit = min(cfg.max_length, max_positions(model) or cfg.max_length)
+        train_ds = tokenized(tok, mix.train, limit, "training")
+        eval_ds = tokenized(tok, mix.held_out, limit, "held-out") if mix.held_out else None
+        steps = cfg.steps(len(train_ds), world)
+        args = reward_config(cfg, out, steps, evaluates=eval_ds is not None)
+        return _train(cfg, out, args, model, tok, train_ds, eval_ds, mix, lora,
+                      marker=marker, ckpt=ckpt, overwrite=overwrite, new_head=new_head, t0=t0)
 
 
 def _train(cfg: RMTrainConfig, out: Path, args: Any, model: Any, tok: Any, train_ds: Any, eval_ds: Any,

@@ -23,7 +23,7 @@ from ..core import io
 from ..core.config import to_plain
 from ..core.data import Prompt, load_prompts
 from ..core.errors import ItemError, UserError
-from ..core.hf import check_context, load_causal_lm, quiet, torch_dtype
+from ..core.hf import check_context, cpu_threads, load_causal_lm, quiet, torch_dtype
 from ..core.metrics import Normalization
 from ..core.progress import console, progress_bar
 from . import run_dir
@@ -111,33 +111,25 @@ def run_train(
                    ckpt=run_dir.last_checkpoint(out) if (resume and marker) else None, t_start=t_start)
     fresh, created = start.ckpt is None and not marker, not out.exists()  # fresh: nothing in `out` to keep
 
-    import torch
-
-    threads = torch.get_num_threads()
-    if cfg.cpu_threads:
-        torch.set_num_threads(cfg.cpu_threads)
     quiet()
-    try:
-        with quiet_third_party():
-            loaded = _load_models(start)
-            _barrier(args)
-            if start.is_main:
-                if overwrite or not marker:
-                    run_dir.clear(out)
-                out.mkdir(parents=True, exist_ok=True)
-                if start.ckpt is not None:
-                    start.records = run_dir.truncate_metrics(out / run_dir.METRICS, run_dir.checkpoint_step(start.ckpt))
-                elif (out / run_dir.METRICS).exists():
-                    (out / run_dir.METRICS).unlink()  # nothing to resume from: start over
-            _barrier(args)
-            try:
-                return _train(start, loaded)
-            except UserError:
-                if start.is_main and fresh and not run_dir.stepped(out):
-                    run_dir.clear(out, remove_empty=created)  # stopped before its first step: leave no trace
-                raise
-    finally:
-        torch.set_num_threads(threads)
+    with cpu_threads(cfg.cpu_threads), quiet_third_party():
+        loaded = _load_models(start)
+        _barrier(args)
+        if start.is_main:
+            if overwrite or not marker:
+                run_dir.clear(out)
+            out.mkdir(parents=True, exist_ok=True)
+            if start.ckpt is not None:
+                start.records = run_dir.truncate_metrics(out / run_dir.METRICS, run_dir.checkpoint_step(start.ckpt))
+            elif (out / run_dir.METRICS).exists():
+                (out / run_dir.METRICS).unlink()  # nothing to resume from: start over
+        _barrier(args)
+        try:
+            return _train(start, loaded)
+        except UserError:
+            if start.is_main and fresh and not run_dir.stepped(out):
+                run_dir.clear(out, remove_empty=created)  # stopped before its first step: leave no trace
+            raise
 
 
 def preflight(cfg: TrainConfig, out: Path) -> tuple[list[Prompt], list[Prompt], int, Any]:
