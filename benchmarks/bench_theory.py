@@ -20,21 +20,21 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from rmteach import theory  # noqa: E402
+from rmteach.theory import experiments, sim  # noqa: E402
 
 
 def loop_flow(theta_ref, reward, gold, lam, dt, n_steps):
     """The same Euler steps, one prompt at a time, the way one would first write it."""
     S = theta_ref.shape[0]
     theta = theta_ref.copy()
-    log_ref = [theory.log_softmax(row) for row in theta_ref]
+    log_ref = [sim.log_softmax(row) for row in theta_ref]
     golds = []
     for _ in range(n_steps):
         g_mean = 0.0
         grads = []
         for x in range(S):
-            pi = theory.softmax(theta[x])  # (Y,)
-            adv = reward[x] - lam * (theory.log_softmax(theta[x]) - log_ref[x]) if lam else reward[x]
+            pi = sim.softmax(theta[x])  # (Y,)
+            adv = reward[x] - lam * (sim.log_softmax(theta[x]) - log_ref[x]) if lam else reward[x]
             grads.append(pi * (adv - pi @ adv) / S)
             g_mean += pi @ gold[x] / S
         golds.append(g_mean)
@@ -53,10 +53,10 @@ def main() -> None:
     ap.add_argument("--dt", type=float, default=1.0, help="fixed time step")
     args = ap.parse_args()
 
-    theta_ref, gold = theory.tabular_instance(args.prompts, args.outputs, seed=0)
-    reward = theory.shrink_likely(gold, theory.softmax(theta_ref), alpha=0.5)
+    theta_ref, gold = experiments.tabular_instance(args.prompts, args.outputs, seed=0)
+    reward = sim.shrink_likely(gold, sim.softmax(theta_ref), alpha=0.5)
     # gamma = inf: never stop early, time exactly `steps` steps.
-    run = lambda n: theory.gradient_flow(theta_ref[None], theory.TabularField(theta_ref, reward, gold, args.lam),
+    run = lambda n: sim.gradient_flow(theta_ref[None], sim.TabularField(theta_ref, reward, gold, args.lam),
                                          gamma=np.inf, step=args.dt, adaptive=False, max_steps=n)
 
     start = time.perf_counter()
