@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .core.args import add_run_args
 from .core.errors import UserError
 
 DEMO_MAX_SEEDS = 100  # a bound, so that a typo cannot expand a study of millions of runs
@@ -28,17 +29,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
-
-
-def _add_common(p: argparse.ArgumentParser, *, config: bool = True) -> None:
-    if config:
-        p.add_argument("--config", "-c", required=True, help="YAML config file")
-        p.add_argument(
-            "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-            help="override a config value, e.g. --set sampling.seed=3 (repeatable)",
-        )
-    p.add_argument("--out", "-o", required=True, help="output folder")
-    p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="--set overrides dotted keys of mappings, e.g. --set sampling.samples_per_prompt=4 "
         "--set device=cpu --set prompts.limit=50.",
     )
-    _add_common(p)
+    add_run_args(p)
 
     p = sub.add_parser(
         "train", help="policy gradient (RLOO/GRPO on TRL) with proxy and ground-truth reward tracked live",
@@ -65,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "normalizing rewards as the paper does and logging the ground-truth reward at every step. "
         "Runs under `accelerate launch -m rmteach train ...` for several processes.",
     )
-    _add_common(p)
+    add_run_args(p)
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--dry-run", action="store_true", help="validate the config and show the plan; load no weights")
 
@@ -75,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "variance and accuracy with the ground-truth reward increase; write study.json and report.html. "
         "Finished runs are skipped when re-run, so a killed study resumes.",
     )
-    _add_common(p)
+    add_run_args(p)
 
     p = sub.add_parser(
         "demo", help="build the toy world (if absent) and run the default study on it",

@@ -10,13 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", required=True, help="YAML config file")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set total=2000 (repeatable)")
-    p.add_argument("--out", "-o", required=True, help="output folder")
-    p.add_argument("--overwrite", action="store_true", help="replace a different run already in --out")
+from ..core.args import add_run_args
 
 
 def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
@@ -37,14 +31,14 @@ def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
         description="Sample responses from the policy, score them with the ground truth and write "
         "pairs.jsonl (prompt, chosen, rejected, id), samples.jsonl and summary.json (pairs kept, tie rate, gaps).",
     )
-    _common(a)
+    add_run_args(a, example="total=2000")
     a = sub.add_parser(
         "train", help="train a Bradley-Terry RM (TRL RewardTrainer) on a mix of preference sets",
         description="Draw `total` pairs from the mix's sets (seeded), train from the base model with TRL's "
         "RewardTrainer (LoRA optional), write OUT/model (an HF sequence classifier with one output), "
         "metrics.jsonl and run.json (held-out accuracy). Runs under `accelerate launch -m rmteach rm train ...`.",
     )
-    _common(a)
+    add_run_args(a, example="total=2000")
     a.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     return p
 
