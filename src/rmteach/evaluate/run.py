@@ -23,6 +23,7 @@ from ..core.data import PreferencePair, Prompt, hash_prompts, load_preferences, 
 from ..core.errors import ItemError
 from ..core.hf import check_model_ref, fingerprint, resolve_device
 from ..core.progress import console, progress_bar
+from . import score_cache
 from .config import EvaluateConfig
 from .report import EvalData, RewardTable, build_report, print_summary, write_outputs
 
@@ -143,10 +144,18 @@ def evaluate(cfg: EvaluateConfig, timing: dict[str, Any] | None = None) -> tuple
     data = EvalData(prompts=prompts, responses=responses, pairs=pairs)
     gold_name = cfg.ground_truth.name if cfg.ground_truth else None
     timing["scoring_s"] = {}
+    skey = samples_key(cfg, prompts, device)
     for rm_cfg in cfg.all_reward_models():
         t0 = time.perf_counter()
         limit = cfg.forecast.max_prompts if rm_cfg.name == gold_name else None
-        data.rewards[rm_cfg.name] = score_one(rm_cfg, data, device, cfg.dtype, limit)
+        key = score_cache.score_key(rm_cfg, skey, pairs, device=device, dtype=cfg.dtype, limit=limit)
+        table = score_cache.load(cache_root(cfg), key)
+        if table is None:
+            table = score_one(rm_cfg, data, device, cfg.dtype, limit)
+            score_cache.save(cache_root(cfg), key, table)
+        else:
+            console().print(f"[dim]using cached scores of {rm_cfg.name}[/dim]")
+        data.rewards[rm_cfg.name] = table
         timing["scoring_s"][rm_cfg.name] = round(time.perf_counter() - t0, 3)
         if data.rewards[rm_cfg.name].onpolicy.std() == 0.0:
             console().print(
