@@ -6,11 +6,11 @@ The command configs (`evaluate.config`, `train.config`, `study.config`) are buil
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from .config import Strict
+from .config import Strict, check_device
 from .remote import RemoteRMConfig
 
 MAX_SEED = 2**32 - 1  # numpy's and TRL's limit: a larger seed fails deep inside a run
@@ -90,5 +90,6 @@ class SamplingConfig(Strict):
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
-Device = str  # "auto", "cpu", "cuda", "cuda:1", "mps"
+# "auto", "cpu", "cuda", "cuda:1", "mps": checked wherever a config has a device field.
+Device = Annotated[str, AfterValidator(check_device)]
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ..core.blocks import DataConfig, Device, Dtype, PolicyConfig, RewardModelConfig, SamplingConfig
-from ..core.config import Strict, check_device
+from ..core.config import Strict
 
 
 class ForecastConfig(Strict):
@@ -62,11 +62,6 @@ class EvaluateConfig(Strict):
     cache_dir: str | None = Field(
         None, description="sample cache; default $RMTEACH_CACHE_DIR or ~/.cache/rmteach"
     )
-
-    @field_validator("device")
-    @classmethod
-    def _device_ok(cls, v: str) -> str:
-        return check_device(v)
 
     @model_validator(mode="after")
     def _unique_names(self) -> "EvaluateConfig":

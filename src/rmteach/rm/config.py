@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field, field_validator, model_validator
 
 from ..core.blocks import MAX_SEED, DataConfig, Device, Dtype, PolicyConfig, RewardModelConfig, SamplingConfig
-from ..core.config import (Strict, check_device, deep_merge, parse_overrides, read_yaml, resolve_path, resolve_paths,
+from ..core.config import (Strict, deep_merge, parse_overrides, read_yaml, resolve_path, resolve_paths,
                            validate)
 
 FRACTION_TOLERANCE = 1e-6  # fractions summing to 1 within this count as 1 (0.1 + 0.2 + 0.7 in floats)
@@ -57,11 +57,6 @@ class PairsConfig(Strict):
     parquet: bool = Field(False, description="also write pairs.parquet (pairs.jsonl is always written)")
     device: Device = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     dtype: Dtype = Field("float32", description="weights dtype of the policy and HF ground truths")
-
-    @field_validator("device")
-    @classmethod
-    def _device_ok(cls, v: str) -> str:
-        return check_device(v)
 
     @field_validator("sampler")
     @classmethod
@@ -149,11 +144,6 @@ class RMTrainConfig(Strict):
     cpu_threads: int | None = Field(None, ge=1, description="torch threads on CPU (None: torch's default)")
     report_to: list[str] = Field([], description="TRL/transformers loggers, e.g. [tensorboard]")
     trl_args: dict[str, Any] = Field({}, description="extra RewardConfig fields, applied last")
-
-    @field_validator("device")
-    @classmethod
-    def _device_ok(cls, v: str) -> str:
-        return check_device(v)
 
     @model_validator(mode="after")
     def _mix_ok(self) -> "RMTrainConfig":

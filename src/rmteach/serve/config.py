@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ..core.blocks import Device, Dtype, RewardModelConfig
-from ..core.config import Strict, check_device
+from ..core.config import Strict
 
 
 class ServeConfig(Strict):
@@ -21,7 +21,3 @@ class ServeConfig(Strict):
     host: str = Field("127.0.0.1", min_length=1, description="address to listen on (0.0.0.0: every interface)")
     port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
 
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        return check_device(v)

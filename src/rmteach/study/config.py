@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..core.blocks import DataConfig, PolicyConfig, RewardModelConfig
 from ..core.config import Strict
@@ -137,20 +137,13 @@ class StudyConfig(Strict):
             raise ValueError(f"seeds must be distinct integers >= 0 (got {v})")
         return v
 
-    @field_validator("evaluate")
+    @field_validator("evaluate", "train")
     @classmethod
-    def _evaluate_ok(cls, v: dict[str, Any]) -> dict[str, Any]:
-        taken = [k for k in EVALUATE_RUN_KEYS if k in v]
+    def _no_run_keys(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        keys, per = (EVALUATE_RUN_KEYS, "policy") if info.field_name == "evaluate" else (TRAIN_RUN_KEYS, "run")
+        taken = [k for k in keys if k in v]
         if taken:
-            raise ValueError(f"'{taken[0]}' is filled in by the study for each policy; remove it from this block")
-        return v
-
-    @field_validator("train")
-    @classmethod
-    def _train_ok(cls, v: dict[str, Any]) -> dict[str, Any]:
-        taken = [k for k in TRAIN_RUN_KEYS if k in v]
-        if taken:
-            raise ValueError(f"'{taken[0]}' is filled in by the study for each run; remove it from this block")
+            raise ValueError(f"'{taken[0]}' is filled in by the study for each {per}; remove it from this block")
         return v
 
     @model_validator(mode="after")

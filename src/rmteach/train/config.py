@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..core.blocks import MAX_SEED, DataConfig, Device, Dtype, PolicyConfig, RewardModelConfig, SamplingConfig
-from ..core.config import Strict, check_device
+from ..core.config import Strict
 from ..core.errors import UserError
 
 
@@ -121,11 +121,6 @@ class TrainConfig(Strict):
     trl_args: dict[str, Any] = Field(
         {}, description="extra RLOOConfig/GRPOConfig fields (e.g. deepspeed, vllm_gpu_memory_utilization); last word"
     )
-
-    @field_validator("device")
-    @classmethod
-    def _device_ok(cls, v: str) -> str:
-        return check_device(v)
 
     @field_validator("report_to")
     @classmethod
