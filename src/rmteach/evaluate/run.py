@@ -51,12 +51,12 @@ def samples_key(cfg: EvaluateConfig, prompts: list[Prompt], device: str) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def get_samples(cfg: EvaluateConfig, prompts: list[Prompt], device: str) -> tuple[list[list[str]], bool]:
+def get_samples(cfg: EvaluateConfig, prompts: list[Prompt], device: str, key: str) -> tuple[list[list[str]], bool]:
     """Sample K responses per prompt, or read them from the cache. Returns (responses, from_cache).
 
     An unreadable cache entry is sampled again; a cache that cannot be written is skipped with a warning.
     """
-    path = cache_root(cfg) / "samples" / f"{samples_key(cfg, prompts, device)}.json"
+    path = cache_root(cfg) / "samples" / f"{key}.json"  # key: `samples_key`
     try:
         responses = json.loads(path.read_text(encoding="utf-8"))["responses"]
         if len(responses) == len(prompts):
@@ -137,14 +137,14 @@ def evaluate(cfg: EvaluateConfig, timing: dict[str, Any] | None = None) -> tuple
     prompts, pairs = preflight(cfg)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
-    responses, cached = get_samples(cfg, prompts, device)
+    skey = samples_key(cfg, prompts, device)  # one fingerprint of the policy's files, for samples and scores
+    responses, cached = get_samples(cfg, prompts, device, skey)
     timing["sampling_s"] = None if cached else round(time.perf_counter() - t0, 3)
     if cached:
         console().print(f"[dim]using cached samples for {cfg.policy.display_name} ({len(prompts)} prompts)[/dim]")
     data = EvalData(prompts=prompts, responses=responses, pairs=pairs)
     gold_name = cfg.ground_truth.name if cfg.ground_truth else None
     timing["scoring_s"] = {}
-    skey = samples_key(cfg, prompts, device)
     for rm_cfg in cfg.all_reward_models():
         t0 = time.perf_counter()
         limit = cfg.forecast.max_prompts if rm_cfg.name == gold_name else None
