@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import math
 import numbers
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -83,7 +83,8 @@ class CallableRewardModel:
         self.fn = import_callable(cfg.callable, f"reward model '{cfg.name}'")
 
     def score(
-        self, prompts: Sequence[str], completions: Sequence[str], progress: Callable[[int], None] | None = None
+        self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,
+        *, extras: Mapping[str, Sequence[Any]] | None = None,
     ) -> np.ndarray:
         """Rewards (n,) of the pairs; raises `ItemError` at the first pair of a call that failed."""
         out = []
@@ -91,9 +92,10 @@ class CallableRewardModel:
         who = f"reward model '{self.name}' ({self.cfg.callable})"
         for start in range(0, len(prompts), bs):
             p, c = list(prompts[start : start + bs]), list(completions[start : start + bs])
+            kw = {k: list(v[start : start + bs]) for k, v in (extras or {}).items()}
             where = f"on the call with {len(p)} completions starting at {{item}} ({p[0][:40]!r})"
             try:
-                got = self.fn(prompts=p, completions=c)
+                got = self.fn(prompts=p, completions=c, **kw)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code: its message; --debug: traceback
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else "(no message)"
                 raise ItemError(f"{who} raised {type(e).__name__}: {msg}; {where}", start) from e

@@ -8,7 +8,7 @@ head is initialised from a fixed seed, so scores are reproducible).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -63,7 +63,8 @@ class HFRewardModel:
         self._torch = torch
 
     def score(
-        self, prompts: Sequence[str], completions: Sequence[str], progress: Callable[[int], None] | None = None
+        self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,
+        *, extras: Mapping[str, Sequence[Any]] | None = None,
     ) -> np.ndarray:
         torch = self._torch
         texts = [format_conversation(self.tokenizer, p, c) for p, c in zip(prompts, completions)]

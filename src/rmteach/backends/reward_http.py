@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import os
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -94,7 +94,8 @@ class HTTPRewardModel:
         self.headers = expand_headers(cfg.headers, f"reward model '{name}'")  # now: a missing variable fails early
 
     def score(
-        self, prompts: Sequence[str], completions: Sequence[str], progress: Callable[[int], None] | None = None
+        self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,
+        *, extras: Mapping[str, Sequence[Any]] | None = None,
     ) -> np.ndarray:
         """Rewards (n,) of the pairs, in their order; raises `UserError` naming the URL when the server fails."""
         if len(prompts) != len(completions):

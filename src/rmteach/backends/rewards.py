@@ -10,7 +10,7 @@ per prompt in, an (n, K) array of finite rewards out.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -26,9 +26,15 @@ class RewardModel(Protocol):
     name: str
 
     def score(
-        self, prompts: Sequence[str], completions: Sequence[str], progress: Callable[[int], None] | None = None
+        self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,
+        *, extras: Mapping[str, Sequence[Any]] | None = None,
     ) -> np.ndarray:
-        """Rewards of shape (n,) as float64 for n (prompt, completion) pairs."""
+        """Rewards of shape (n,) as float64 for n (prompt, completion) pairs.
+
+        A prompt is a string, or a conversation (a list of `{role, content}` messages before the response).
+        `extras` holds the data set's other columns, one list of n values per column (TRL passes them to
+        reward functions as keyword arguments); a backend that has no use for them ignores them.
+        """
         ...
 
     def close(self) -> None:
@@ -111,9 +117,11 @@ class TransformedRewardModel:
         self.inner, self.transform, self.name = inner, transform, inner.name
 
     def score(
-        self, prompts: Sequence[str], completions: Sequence[str], progress: Callable[[int], None] | None = None
+        self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,
+        *, extras: Mapping[str, Sequence[Any]] | None = None,
     ) -> np.ndarray:
-        return apply_transform(self.inner.score(prompts, completions, progress), prompts, self.transform)
+        raw = self.inner.score(prompts, completions, progress, extras=extras)
+        return apply_transform(raw, prompts, self.transform)
 
     def close(self) -> None:
         self.inner.close()
