@@ -1,7 +1,10 @@
 #!/bin/bash
 # The real-GPU path on one CUDA machine, end to end on the tiny toy world (about 3 minutes on an H100):
 # rmteach evaluate in bf16 and fp32, rmteach train with RLOO and GRPO (bf16 autocast, checkpoints,
-# TensorBoard), and the same train under `accelerate launch`. Run from the repository root:
+# TensorBoard), and the same train under `accelerate launch`; then issue 13's GPU paths: an RM placed with
+# device_map: auto, an RM loaded in 8 bits, vLLM sampling, evaluate sharded over every GPU (compared with one
+# process), and hf vs vllm sampling throughput. A step whose optional package (bitsandbytes, vllm) is not
+# installed is reported as skipped, not failed. Run from the repository root:
 #   bash scripts/gpu_check.sh [WORK_DIR]          # default WORK_DIR: /tmp/rmteach_gpu
 # rmteach must be importable (pip install -e . or PYTHONPATH=src). Each step's log lands in WORK_DIR/logs.
 set -u
@@ -56,5 +59,31 @@ step train_rloo 180 $R train --config "$T/train_gpu.yaml" --out "$W/rloo" --over
 step train_grpo 180 $R train --config "$T/train_gpu.yaml" --out "$W/grpo" --overwrite --set algorithm=grpo --set steps=10
 step accelerate_launch 240 accelerate launch --num_processes 1 --num_machines 1 --mixed_precision bf16 --dynamo_backend no \
   -m rmteach train --config "$T/train_gpu.yaml" --out "$W/accel" --overwrite --set steps=10
+# -- issue 13: backends and sharding --------------------------------------------------------------------------
+has() { python3 -c "import $1" 2>/dev/null || { echo "== $2 skipped: python package '$1' not installed"; return 1; }; }
+EV="$R evaluate --config $T/evaluate_english.yaml --overwrite --set device=cuda --set dtype=bfloat16"
+step evaluate_device_map 240 $EV --out "$W/ev_devmap" --set reward_models.0.device_map=auto --set reward_models.1.batch_size=auto
+has bitsandbytes evaluate_8bit && step evaluate_8bit 240 $EV --out "$W/ev_8bit" --set reward_models.0.load_in_8bit=true
+has vllm evaluate_vllm && step evaluate_vllm 300 $EV --out "$W/ev_vllm" --set sampling.backend=vllm \
+  --set sampling.vllm.gpu_memory_utilization=0.3 --set sampling.vllm.enforce_eager=true
+NG=$(python3 -c "import torch; print(torch.cuda.device_count())")
+step evaluate_one_process 240 $EV --out "$W/ev_one"
+step evaluate_sharded 300 accelerate launch --num_processes "$NG" --num_machines 1 --mixed_precision no --dynamo_backend no \
+  -m rmteach evaluate --config "$T/evaluate_english.yaml" --out "$W/ev_sharded" --overwrite --set device=cuda --set dtype=bfloat16
+python3 - "$W" <<'PY'
+import json, sys
+w = sys.argv[1]
+try:
+    one, many = (json.load(open(f"{w}/ev_{n}/report.json")) for n in ("one", "sharded"))
+    work = json.load(open(f"{w}/ev_sharded/timing.json")).get("work")
+except OSError as e:
+    sys.exit(f"sharded comparison skipped: {e}")
+gap = max(abs(a["reward_variance"]["mean"] - b["reward_variance"]["mean"])
+          for a, b in zip(one["reward_models"], many["reward_models"]))
+print("sharded vs one process: max |reward variance gap|", gap, "; work per process:", work)
+PY
+step bench_sampling 400 python3 benchmarks/bench_sampling.py --policy "$T/policies/english" \
+  --prompts "$T/data/prompts_eval.jsonl" --n 256 --k 8 --max-new-tokens 32 --device cuda --dtype bfloat16
+cat "$W/logs/bench_sampling.log" | grep backend
 echo "gpu check: $fails step(s) failed"
 exit $((fails > 0))

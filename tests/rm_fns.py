@@ -48,3 +48,21 @@ def returns_pairs(prompts, completions, **kwargs):
     import numpy as np
 
     return np.ones((len(completions), 2))
+
+
+def gold_then_hang(prompts, completions, **kwargs):
+    """`gold`, but when $RMTEACH_TEST_HANG names a file: create it, then hang (a test kills the process)."""
+    import os
+    import time
+    from pathlib import Path
+
+    marker = os.environ.get("RMTEACH_TEST_HANG")
+    if marker:
+        Path(marker).touch()
+        time.sleep(600)
+    return gold(prompts, completions)
+
+
+def count_reference(prompts, completions, reference, **kwargs):
+    """A checkable ground truth: how often the row's `reference` word occurs in the completion."""
+    return [float(c.split().count(r)) for c, r in zip(completions, reference)]

@@ -78,3 +78,29 @@ def test_close_frees_weights_while_the_wrapper_is_still_referenced(tiny):
     rm.close()
     gc.collect()
     assert ref() is None and rm is not None
+
+
+@pytest.mark.parametrize("transform", [None, ScaleTransform(fraction=0.5, factor=0.01)])
+def test_processes_scoring_their_shares_give_one_process_scores_bit_for_bit(tiny, transform):
+    from rmteach.backends.rewards import score_grid, share_items
+
+    prompts = [" ".join(f"w{j}" for j in range(i % 5 + 1)) for i in range(11)]
+    responses = [[" ".join(f"w{(i + j) % 12}" for j in range(m + 1)) for m in (1, 6, 3)] for i in range(11)]
+    rm = load_reward_model(RewardModelConfig(name="r", path=str(tiny["rm_llama"]), batch_size=4, transform=transform))
+    try:
+        whole = score_grid(rm, prompts, responses)
+        for world in (2, 3):
+            parts = [score_grid(rm, prompts, responses, share=(r, world)) for r in range(world)]
+            done = [np.isfinite(p) for p in parts]
+            assert (sum(d.astype(int) for d in done) == 1).all()  # every pair scored by exactly one process
+            assert all(d.any() for d in done)
+            merged = np.where(done[0], parts[0], 0.0) + sum(np.where(d, p, 0.0) for d, p in zip(done[1:], parts[1:]))
+            assert merged.tobytes() == whole.tobytes()
+            # whole batches of 4 of the 33 pairs, by token length, dealt round-robin
+            flat_p = [p for p in prompts for _ in range(3)]
+            flat_r = [r for row in responses for r in row]
+            sizes = [len(share_items(rm, flat_p, flat_r, (r, world))) for r in range(world)]
+            batches = [4] * 8 + [1]
+            assert sizes == [sum(batches[r::world]) for r in range(world)]
+    finally:
+        rm.close()

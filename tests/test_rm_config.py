@@ -42,7 +42,7 @@ def test_paths_resolve_against_the_file_and_a_hub_id_stays(tmp_path):
     (RMTrainConfig, TRAIN, ["device=gpu"], "device must be one of"),
     (PairsConfig, PAIRS, ["labels=soft"], "labels: Input should be 'hard' or 'bradley_terry'"),
     (PairsConfig, PAIRS, ["sampling.samples_per_prompt=1"], "samples_per_prompt"),
-    (PairsConfig, PAIRS, ["sampler=vllm2"], "unknown sampler 'vllm2' .allowed: hf"),
+    (PairsConfig, PAIRS, ["sampling.backend=vllm2"], "sampling.backend: Input should be 'hf' or 'vllm'"),
     (PairsConfig, PAIRS, ["min_gap=-1"], "min_gap"),
 ])
 def test_bad_values_fail_at_load_with_one_line(tmp_path, cls, base, overrides, message):

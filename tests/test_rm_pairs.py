@@ -120,3 +120,18 @@ def test_bad_input_writes_nothing(pairs_cfg, tmp_path, change, message):
     with pytest.raises(UserError, match=message):
         run_pairs(cfg, out)
     assert not out.exists()
+
+
+def test_a_ground_truth_reading_a_reference_column_labels_the_pairs(pairs_cfg, tmp_path):
+    words = [f"w{i}" for i in range(12)]
+    rows = [{"id": f"q{i}", "prompt": " ".join(words[i : i + 2]), "reference": words[(3 * i) % 12]} for i in range(6)]
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    cfg = pairs_cfg.model_copy(update={"prompts": DataConfig(path=str(path)), "ground_truth": _cfg(
+        ground_truth={"name": "ref", "callable": "rm_fns:count_reference"}).ground_truth})
+    run_pairs(cfg, tmp_path / "out")
+    samples = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    ref = {r["id"]: r["reference"] for r in rows}
+    assert [s["rewards"] for s in samples] == [[float(y.split().count(ref[s["id"]])) for y in s["responses"]]
+                                               for s in samples]
+    assert any(r > 0 for s in samples for r in s["rewards"])  # the reference words do occur

@@ -62,3 +62,18 @@ def test_generate_responses_stops_at_every_eos_id_of_the_model(world):
     assert all(w.index("t3") == len(w) - 1 for w in words if "t3" in w)  # nothing after it
 
 
+
+
+def test_shares_of_processes_draw_disjoint_whole_batches_that_add_up_to_one_process(tiny):
+    s = SamplingConfig(samples_per_prompt=3, max_new_tokens=5, batch_size=2, seed=4)
+    policy = PolicyConfig(path=str(tiny["policy_gpt2"]))
+    whole = sample_responses(policy, PROMPTS, s, device="cpu", dtype="float32")
+    assert all(row is not None for row in whole)
+    for world in (2, 3):
+        parts = [sample_responses(policy, PROMPTS, s, device="cpu", dtype="float32", share=(r, world))
+                 for r in range(world)]
+        drawn = [{i for i, row in enumerate(part) if row is not None} for part in parts]
+        assert set().union(*drawn) == set(range(len(PROMPTS))) and sum(map(len, drawn)) == len(PROMPTS)
+        # 5 prompts in batches of 2 -> 3 batches; with 2 processes rank 0 draws batches 0 and 2 (3 prompts)
+        assert [len(d) for d in drawn] == ([3, 2] if world == 2 else [2, 2, 1])
+        assert [next(p[i] for p in parts if p[i] is not None) for i in range(len(PROMPTS))] == whole

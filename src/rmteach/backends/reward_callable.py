@@ -88,7 +88,7 @@ class CallableRewardModel:
     ) -> np.ndarray:
         """Rewards (n,) of the pairs; raises `ItemError` at the first pair of a call that failed."""
         out = []
-        bs = max(self.cfg.batch_size, 256)  # no padding cost: larger chunks are cheaper
+        bs = max(self.cfg.batch_size, 256) if self.cfg.batch_size != "auto" else 256  # no padding: large is cheap
         who = f"reward model '{self.name}' ({self.cfg.callable})"
         for start in range(0, len(prompts), bs):
             p, c = list(prompts[start : start + bs]), list(completions[start : start + bs])

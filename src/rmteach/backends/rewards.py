@@ -1,10 +1,11 @@
 """Reward models: one protocol, the backends' registry, transforms, and scoring on the (prompt, sample) grid.
 
 A backend scores (prompt, completion) text pairs and returns one float each. Backends, one file each:
-`reward_hf` (a Hugging Face sequence classifier) and `reward_callable` (a Python function with TRL's reward
-signature). A new backend is one file plus one line in `BACKENDS`. `TransformedRewardModel` wraps any of
-them with the paper's low-variance transform. `score_grid` is how every command scores samples: K responses
-per prompt in, an (n, K) array of finite rewards out.
+`reward_hf` (a Hugging Face sequence classifier), `reward_callable` (a Python function with TRL's reward
+signature), `reward_http` (a served RM) and `reward_custom` (a scorer your builder makes). A new backend is
+one file plus one line in `BACKENDS`. `TransformedRewardModel` wraps any of them with the paper's low-variance
+transform. `score_grid` is how every command scores samples: K responses per prompt in, an (n, K) array of
+finite rewards out.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import numpy as np
 
 from ..core.blocks import RewardModelConfig, ScaleTransform
+from ..core.chat import prompt_text
 from ..core.errors import ItemError, UserError
 
 Progress = Callable[[int], None]
+Share = tuple[int, int]  # (this process's rank, number of processes)
 
 
 class RewardModel(Protocol):
@@ -54,15 +57,21 @@ def _callable(cfg: RewardModelConfig, device: str, dtype: str) -> RewardModel:
     return CallableRewardModel(cfg)
 
 
-# Which backend a config names: the first whose key is set (`path` -> hf, `callable` -> callable).
 def _http(cfg: RewardModelConfig, device: str, dtype: str) -> RewardModel:
     from .reward_http import HTTPRewardModel
 
     return HTTPRewardModel(cfg.name, cfg.http)
 
 
+def _custom(cfg: RewardModelConfig, device: str, dtype: str) -> RewardModel:
+    from .reward_custom import CustomRewardModel
+
+    return CustomRewardModel(cfg, device=device, dtype=dtype)
+
+
+# Which backend a config names: the first whose key is set (`path` -> hf, `callable` -> callable, ...).
 BACKENDS: dict[str, Callable[[RewardModelConfig, str, str], RewardModel]] = {
-    "path": _hf, "callable": _callable, "http": _http}
+    "path": _hf, "callable": _callable, "http": _http, "custom": _custom}
 
 
 def load_reward_model(cfg: RewardModelConfig, *, device: str = "cpu", dtype: str = "float32") -> RewardModel:
@@ -73,12 +82,20 @@ def load_reward_model(cfg: RewardModelConfig, *, device: str = "cpu", dtype: str
 
 
 def check_reward_source(cfg: RewardModelConfig, what: str) -> None:
-    """Fail before any weights load: a local model folder that does not exist, a callable that does not import."""
-    from ..core.hf import check_model_ref
+    """Fail before any weights load: a local model or tokenizer folder that does not exist, 8/4-bit loading without
+    bitsandbytes or a GPU, a callable or custom builder that does not import."""
+    from ..core.hf import check_model_ref, check_tokenizer_ref
     from .reward_callable import import_callable
 
     if cfg.path is not None:
+        from .reward_hf import check_quantization
+
         check_model_ref(cfg.path, what)
+        if cfg.tokenizer is not None:
+            check_tokenizer_ref(cfg.tokenizer, f"{what} tokenizer")
+        check_quantization(cfg, what)
+    elif cfg.custom is not None:
+        import_callable(cfg.custom.builder, f"{what} builder")
     elif cfg.callable is not None:
         import_callable(cfg.callable, what)
     elif cfg.http is not None:
@@ -87,22 +104,27 @@ def check_reward_source(cfg: RewardModelConfig, what: str) -> None:
         expand_headers(cfg.http.headers, what)
 
 
-def scaled_prompt_mask(prompts: Sequence[str], t: ScaleTransform) -> np.ndarray:
+def scaled_prompt_mask(prompts: Sequence[Any], t: ScaleTransform) -> np.ndarray:
     """Which prompts a `ScaleTransform` scales: a seeded hash of the prompt text mapped to [0, 1) < fraction.
 
-    The choice depends only on (seed, prompt text), so it agrees across evaluation and training sets.
+    The choice depends only on (seed, prompt text), so it agrees across evaluation and training sets. A
+    conversation's text is `rmteach.core.chat.prompt_text`: a one-user-turn conversation is chosen exactly
+    as its text is.
 
     >>> scaled_prompt_mask(["a", "b"], ScaleTransform(fraction=1.0)).tolist()
     [True, True]
+    >>> t = ScaleTransform(fraction=0.5, seed=3)
+    >>> bool(scaled_prompt_mask(["Hi"], t)[0]) == bool(scaled_prompt_mask([[{"role": "user", "content": "Hi"}]], t)[0])
+    True
     """
     u = []
     for p in prompts:
-        digest = hashlib.sha256(f"{t.seed}\x00{p}".encode()).digest()
+        digest = hashlib.sha256(f"{t.seed}\x00{prompt_text(p)}".encode()).digest()
         u.append(int.from_bytes(digest[:8], "big") / 2.0**64)
     return np.asarray(u) < t.fraction
 
 
-def apply_transform(rewards: np.ndarray, prompts: Sequence[str], t: ScaleTransform | None) -> np.ndarray:
+def apply_transform(rewards: np.ndarray, prompts: Sequence[Any], t: ScaleTransform | None) -> np.ndarray:
     """Apply an RM transform to raw rewards of the given prompts (identity when `t` is None)."""
     r = np.asarray(rewards, dtype=np.float64)
     if t is None:
@@ -115,6 +137,8 @@ class TransformedRewardModel:
 
     def __init__(self, inner: RewardModel, transform: ScaleTransform) -> None:
         self.inner, self.transform, self.name = inner, transform, inner.name
+        if hasattr(inner, "plan"):  # the transform is per pair: the inner backend's batch plan still holds
+            self.plan = inner.plan
 
     def score(
         self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,
@@ -127,31 +151,57 @@ class TransformedRewardModel:
         self.inner.close()
 
 
-def check_finite(name: str, rewards: np.ndarray, prompts: Sequence[str], ids: Sequence[str] | None = None) -> None:
+def check_finite(name: str, rewards: np.ndarray, prompts: Sequence[Any], ids: Sequence[str] | None = None) -> None:
     """Raise a `UserError` naming the RM and the first prompt whose reward is NaN or inf."""
     bad = np.flatnonzero(~np.isfinite(rewards))
     if bad.size:
         i = int(bad[0])
         which = f"prompt id '{ids[i]}'" if ids is not None else f"item {i}"
-        text = prompts[i][:60].replace("\n", " ")
+        text = prompt_text(prompts[i])[:60].replace("\n", " ")
         raise UserError(
             f"reward model '{name}' returned {rewards[i]} for {which} ({text!r}); "
             f"{bad.size} of {rewards.size} rewards are not finite"
         )
 
 
+def share_items(rm: RewardModel, prompts: Sequence[Any], completions: Sequence[str], share: Share) -> np.ndarray:
+    """The indices of the (prompt, completion) pairs this process scores, given `share` = (rank, world).
+
+    A backend whose scores depend on which pairs share a batch (a padded forward pass rounds differently for
+    another batch) offers `plan(prompts, completions) -> list of batches` (lists of indices); whole batches are
+    then dealt round-robin, and scoring the union of a process's batches (in index order) forms exactly those
+    batches, so every pair gets the same score as in one process. Other backends get contiguous blocks.
+
+    >>> share_items(object(), ["p"] * 5, ["c"] * 5, (1, 2)).tolist()
+    [3, 4]
+    """
+    rank, world = share
+    n = len(prompts)
+    if world == 1:
+        return np.arange(n)
+    plan = getattr(rm, "plan", None)
+    if plan is None:
+        return np.array_split(np.arange(n), world)[rank]
+    mine = [np.asarray(b, dtype=np.int64) for b in plan(prompts, completions)[rank::world]]
+    return np.sort(np.concatenate(mine)) if mine else np.zeros(0, dtype=np.int64)
+
+
 def score_grid(
-    rm: RewardModel, prompts: Sequence[str], responses: Sequence[Sequence[str]], *,
-    ids: Sequence[str] | None = None, progress: Progress | None = None,
+    rm: RewardModel, prompts: Sequence[Any], responses: Sequence[Sequence[str]], *,
+    ids: Sequence[str] | None = None, progress: Progress | None = None, share: Share = (0, 1),
+    extras: Mapping[str, Sequence[Any]] | None = None,
 ) -> np.ndarray:
     """Score K responses per prompt with `rm`: (n_prompts, K) float64 raw rewards, all finite.
 
     Arguments:
         rm: a loaded reward model.
-        prompts: n raw prompt texts.
+        prompts: n raw prompts (strings, or conversations: `rmteach.core.data.Prompt.input`).
         responses: (n, K) responses, K the same for every prompt.
         ids: the prompts' ids, for the message when a reward is not finite.
+        extras: the prompts' other columns, {column: n values} (`rmteach.core.data.extras_of`); each value is
+            repeated for the prompt's K responses and handed to `rm.score` (reward functions get them as kwargs).
         progress: called with the number of pairs scored after each batch.
+        share: (rank, world): score only this process's pairs (`share_items`); the others come back NaN.
 
     Returns:
         (n, K) rewards; raises `UserError` naming the RM and the first prompt with a NaN or inf reward, or the
@@ -161,11 +211,22 @@ def score_grid(
     flat_p = [p for p in prompts for _ in range(k)]  # (n * K,), prompt by prompt
     flat_r = [r for row in responses for r in row]
     flat_ids = [i for i in ids for _ in range(k)] if ids is not None else None
+    flat_x = {c: [v for v in vals for _ in range(k)] for c, vals in (extras or {}).items()}  # (n * K,) per column
+    mine = share_items(rm, flat_p, flat_r, share)
+    if share[1] > 1:
+        flat_p, flat_r = [flat_p[i] for i in mine], [flat_r[i] for i in mine]
+        flat_ids = [flat_ids[i] for i in mine] if flat_ids is not None else None
+        flat_x = {c: [vals[i] for i in mine] for c, vals in flat_x.items()}
     try:
-        raw = rm.score(flat_p, flat_r, progress) if flat_p else np.zeros(0)
+        kw = {"extras": flat_x} if flat_x else {}  # a backend without extras keeps its plain call
+        raw = rm.score(flat_p, flat_r, progress, **kw) if flat_p else np.zeros(0)
     except ItemError as e:
         if flat_ids is None:
             raise
         raise e.named(flat_ids) from e.__cause__
     check_finite(rm.name, raw, flat_p, flat_ids)
+    if share[1] > 1:
+        out = np.full(len(prompts) * k, np.nan)
+        out[mine] = raw
+        raw = out
     return raw.reshape(len(prompts), k)

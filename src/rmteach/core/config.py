@@ -159,21 +159,40 @@ def resolve_path(value: str, base: Path, *, model: bool) -> str:
     return str(local.resolve()) if looks_local else value
 
 
+def _resolve_each(value: Any, base: Path, *, model: bool) -> Any:
+    """`resolve_path` of every string in a string, list or dict (a data set's `data_files`)."""
+    if isinstance(value, str):
+        return resolve_path(value, base, model=model)
+    if isinstance(value, list):
+        return [_resolve_each(v, base, model=model) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_each(v, base, model=model) for k, v in value.items()}
+    return value
+
+
 def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Resolve every known path field of a raw config dict against the config file's folder `base`.
 
     Walks nested dicts and lists: keys named `path` are resolved (model paths only when they exist
-    locally or look like paths, so hub ids survive); `cache_dir` likewise.
+    locally or look like paths, so hub ids survive); `cache_dir` and an RM's `tokenizer` likewise; a data
+    set's `hub` as a model path, its `data_files` (without `hub`) as paths.
     """
 
     def walk(node: Any, parent_key: str | None, loc: str) -> Any:
         if isinstance(node, dict):
             out = {}
             for k, v in node.items():
-                if k in ("path", "cache_dir") and isinstance(v, str):
-                    is_model = parent_key in ("policy", "reward_model", "reward_models", "ground_truth", "policies")
+                if k in ("path", "cache_dir", "tokenizer") and isinstance(v, str):
+                    is_model = parent_key in ("policy", "reward_model", "reward_models", "ground_truth", "policies",
+                                              "custom")
                     try:
                         out[k] = resolve_path(v, base, model=is_model)
+                    except UserError as e:
+                        raise UserError(f"{loc}{k}: {e}") from None
+                elif k in ("hub", "data_files") and not (k == "data_files" and "hub" in node):
+                    # a data set's hub id (or local copy of one), its local data files (with hub: files of the hub's)
+                    try:
+                        out[k] = _resolve_each(v, base, model=k == "hub")
                     except UserError as e:
                         raise UserError(f"{loc}{k}: {e}") from None
                 else:

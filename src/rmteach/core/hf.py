@@ -80,13 +80,15 @@ def check_model_ref(path: str, what: str) -> None:
         raise UserError(f"{what} folder {path} has no config.json: not a model saved with save_pretrained")
 
 
-def from_pretrained(loader: Any, path: str, what: str, **kwargs: Any) -> Any:
+def from_pretrained(loader: Any, path: str, what: str, *, check: bool = True, **kwargs: Any) -> Any:
     """Call `loader.from_pretrained(path, **kwargs)`, turning load failures into a `UserError`.
 
     Whatever goes wrong inside (no config, corrupt or truncated weights, a config the class cannot build) is
     the folder's fault, not rmteach's: one line names the folder, and `--debug` shows transformers' traceback.
+    `check=False` skips `check_model_ref` (a caller that checked the folder its own way: a tokenizer's).
     """
-    check_model_ref(path, what)
+    if check:
+        check_model_ref(path, what)
     try:
         return loader.from_pretrained(path, **kwargs)
     except Exception as e:  # noqa: BLE001 - see the docstring
@@ -214,15 +216,24 @@ def check_context(tok: Any, model: Any, prompts: list[str], max_new_tokens: int,
                             "max_new_tokens", i)
 
 
-def load_tokenizer(path: str, what: str, *, padding_side: str, trust_remote_code: bool = False) -> Any:
-    """Load a tokenizer; make sure it has a pad token (falls back to EOS) and the given padding side."""
-    from transformers import AutoTokenizer
-
+def check_tokenizer_ref(path: str, what: str) -> None:
+    """Fail early when `path` looks local but does not exist, is a file, or is a folder without a tokenizer."""
     local = _local(path)
-    if local is not None and local.is_dir() and not any((local / f).is_file() for f in TOKENIZER_FILES):
+    if local is not None and not local.is_dir():
+        check_model_ref(path, what)
+    if local is not None and not any((local / f).is_file() for f in TOKENIZER_FILES):
         raise UserError(f"{what} folder {path} has no tokenizer (none of tokenizer.json, tokenizer_config.json, "
                         "...): save it there with tokenizer.save_pretrained")
-    tok = from_pretrained(AutoTokenizer, path, f"{what} tokenizer", trust_remote_code=trust_remote_code)
+
+
+def load_tokenizer(path: str, what: str, *, padding_side: str, trust_remote_code: bool = False, **kwargs: Any) -> Any:
+    """Load a tokenizer (a model's folder, a folder holding only a tokenizer, or a hub id); make sure it has a pad
+    token (falls back to EOS) and the given padding side. `kwargs` go to `from_pretrained` (e.g. `revision`)."""
+    from transformers import AutoTokenizer
+
+    check_tokenizer_ref(path, what)
+    tok = from_pretrained(AutoTokenizer, path, f"{what} tokenizer", check=False, trust_remote_code=trust_remote_code,
+                          **kwargs)
     if tok.pad_token is None:
         if tok.eos_token is None:
             raise UserError(f"{what} tokenizer at '{path}' has neither a pad nor an EOS token")
@@ -231,22 +242,73 @@ def load_tokenizer(path: str, what: str, *, padding_side: str, trust_remote_code
     return tok
 
 
-def format_prompt(tokenizer: Any, prompt: str) -> str:
-    """The text the policy continues: the chat template's user turn + generation prompt, or the raw prompt."""
+def format_prompt(tokenizer: Any, prompt: str | list[dict[str, str]]) -> str:
+    """The text the policy continues.
+
+    Arguments:
+        tokenizer: the policy's tokenizer.
+        prompt: one user turn, or a conversation (`{role, content}` messages before the response); a
+            conversation of one user turn is its text (`rmteach.core.chat.as_prompt`).
+
+    Returns:
+        With a chat template: the turns through it, with the generation prompt (add_generation_prompt=True).
+        Without: a string prompt as it is (a prefix to continue); a conversation as the plain transcript of
+        `rmteach.core.chat.transcript` (`Role: content` blocks separated by a blank line) followed by a blank
+        line and `Assistant:`, the cue for the response.
+
+    >>> format_prompt(None, [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    'System: Be brief.\\n\\nUser: Hi\\n\\nAssistant:'
+    >>> format_prompt(None, [{"role": "user", "content": "Q: 2+2? A:"}])
+    'Q: 2+2? A:'
+    """
+    from .chat import as_prompt, transcript
+
+    prompt = prompt if isinstance(prompt, str) else as_prompt(prompt)
+    turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return prompt
+        return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    return prompt if isinstance(prompt, str) else transcript(turns) + "\n\nAssistant:"
 
 
-def format_conversation(tokenizer: Any, prompt: str, response: str) -> str:
-    """The text an RM scores: user/assistant turns through its chat template, or prompt + response."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}], tokenize=False
-        )
-    return prompt + response
+NO_TEMPLATE = "none"  # a reward model's `chat_template: none`: plain text, even when the tokenizer has a template
+
+
+def format_conversation(tokenizer: Any, prompt: str | list[dict[str, str]], response: str, *,
+                        chat_template: str | None = None, system_prompt: str | None = None) -> str:
+    """The text an RM scores: the conversation through a chat template, or as plain text.
+
+    Arguments:
+        tokenizer: the RM's tokenizer; its chat template is used unless `chat_template` says otherwise.
+        prompt: one user turn, or a conversation (the `{role, content}` messages before the response).
+        response: the assistant's response, the conversation's last turn.
+        chat_template: a Jinja template to use instead of the tokenizer's, or `"none"` for plain text.
+        system_prompt: a system message put first (it replaces a system message the conversation opens with).
+
+    Returns:
+        The text. Plain (no template): a string prompt (or a conversation of one user turn, the same prompt) is
+        the prefix the policy continued, so `prompt + response`, after the system prompt and a blank line if
+        there is one; a longer conversation is the policy's plain text of it (`format_prompt`) + response.
+
+    >>> format_conversation(None, "Q: 2+2? A:", " 4", system_prompt="Be brief.")
+    'Be brief.\\n\\nQ: 2+2? A: 4'
+    >>> format_conversation(None, [{"role": "system", "content": "Hush."}, {"role": "user", "content": "Hi"}], " Yo")
+    'System: Hush.\\n\\nUser: Hi\\n\\nAssistant: Yo'
+    """
+    from .chat import as_prompt
+
+    prompt = prompt if isinstance(prompt, str) else as_prompt(prompt)
+    turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+    if system_prompt is not None:
+        rest = turns[1:] if turns and turns[0].get("role") == "system" else turns
+        turns = [{"role": "system", "content": system_prompt}, *rest]
+    template = getattr(tokenizer, "chat_template", None) if chat_template is None else chat_template
+    if template and template != NO_TEMPLATE:
+        override = {"chat_template": chat_template} if chat_template is not None else {}  # else: the tokenizer's own
+        return tokenizer.apply_chat_template(turns + [{"role": "assistant", "content": response}], tokenize=False,
+                                             **override)
+    if isinstance(prompt, str):
+        return "".join(f"{m['content']}\n\n" for m in turns[:-1]) + prompt + response
+    return format_prompt(None, turns) + response
 
 
 def fingerprint(path: str) -> str:

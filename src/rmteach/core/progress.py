@@ -16,8 +16,12 @@ def console():
 
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar; yields `advance(n)`."""
+def progress_bar(description: str, total: int, *, shown: bool = True) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar; yields `advance(n)`. With `shown=False` (a process other than the main one of a
+    sharded run) nothing is drawn and `advance` does nothing."""
+    if not shown:
+        yield lambda n=1: None
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(

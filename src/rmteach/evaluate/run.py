@@ -14,18 +14,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..backends.rewards import check_reward_source, load_reward_model, score_grid
-from ..backends.sampler import sample_responses
+from ..backends.sampler import check_sampler, sample_responses
 from ..core import io
 from ..core.blocks import RewardModelConfig
 from ..core.config import to_plain
-from ..core.data import PreferencePair, Prompt, hash_prompts, load_preferences, load_prompts
-from ..core.errors import ItemError
+from ..core.data import PreferencePair, Prompt, extras_of, hash_prompts, load_preferences, load_prompts
+from ..core.errors import ItemError, UserError
 from ..core.hf import check_model_ref, fingerprint, resolve_device
 from ..core.progress import console, progress_bar
 from . import score_cache
 from .config import EvaluateConfig
 from .report import EvalData, RewardTable, build_report, print_summary, write_outputs
+from .shard import Processes, merge_arrays, merge_rows, start
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -51,25 +54,34 @@ def samples_key(cfg: EvaluateConfig, prompts: list[Prompt], device: str) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def get_samples(cfg: EvaluateConfig, prompts: list[Prompt], device: str, key: str) -> tuple[list[list[str]], bool]:
+def get_samples(
+    cfg: EvaluateConfig, prompts: list[Prompt], device: str, key: str, procs: Processes = Processes()
+) -> tuple[list[list[str]], bool]:
     """Sample K responses per prompt, or read them from the cache. Returns (responses, from_cache).
 
     An unreadable cache entry is sampled again; a cache that cannot be written is skipped with a warning.
+    With several processes each samples its share; the cache is used only when every process can read it.
     """
     path = cache_root(cfg) / "samples" / f"{key}.json"  # key: `samples_key`
+    responses = None
     try:
         responses = json.loads(path.read_text(encoding="utf-8"))["responses"]
-        if len(responses) == len(prompts):
-            return responses, True
+        responses = responses if len(responses) == len(prompts) else None
     except (OSError, ValueError, KeyError, TypeError):
         pass  # absent or not ours: sample
-    with progress_bar(f"sampling {cfg.sampling.samples_per_prompt} responses/prompt", len(prompts)) as advance:
+    if procs.all(responses is not None):
+        return responses, True
+    with progress_bar(f"sampling {cfg.sampling.samples_per_prompt} responses/prompt", len(prompts),
+                      shown=procs.main) as advance:
         try:
-            responses = sample_responses(
-                cfg.policy, [p.text for p in prompts], cfg.sampling, device=device, dtype=cfg.dtype, progress=advance
-            )
+            mine = sample_responses(cfg.policy, [p.input for p in prompts], cfg.sampling, device=device,
+                                    dtype=cfg.dtype, progress=lambda n: advance(n * procs.world), share=procs.share)
         except ItemError as e:
             raise e.named([p.id for p in prompts]) from None
+    procs.tally("sampled_prompts", sum(row is not None for row in mine))
+    responses = merge_rows(procs.gather(mine))
+    if not procs.main:
+        return responses, False
     try:
         io.write_json(path, {"policy": cfg.policy.path, "responses": responses})
     except OSError as e:
@@ -83,27 +95,36 @@ def get_samples(cfg: EvaluateConfig, prompts: list[Prompt], device: str, key: st
 
 
 def score_one(
-    rm_cfg: RewardModelConfig, data: EvalData, device: str, dtype: str, limit: int | None = None
+    rm_cfg: RewardModelConfig, data: EvalData, device: str, dtype: str, limit: int | None = None,
+    procs: Processes = Processes(),
 ) -> RewardTable:
     """Load one RM, score on-policy samples (of the first `limit` prompts) and preference pairs, free it.
 
-    Every reward is checked finite.
+    Every reward is checked finite. With several processes each scores its share and every process gets the
+    whole table.
     """
     prompts = data.prompts[:limit]
     n_items = len(prompts) * len(data.responses[0]) + (2 * len(data.pairs) if data.pairs else 0)
     rm = load_reward_model(rm_cfg, device=device, dtype=dtype)
     try:
-        with progress_bar(f"scoring with {rm_cfg.name}", n_items) as advance:
+        with progress_bar(f"scoring with {rm_cfg.name}", n_items, shown=procs.main) as bar:
+            advance, share = (lambda n: bar(n * procs.world)), procs.share
             table = RewardTable(onpolicy=score_grid(  # (n_prompts or limit, k)
-                rm, [p.text for p in prompts], data.responses[: len(prompts)], ids=[p.id for p in prompts],
-                progress=advance))
+                rm, [p.input for p in prompts], data.responses[: len(prompts)], ids=[p.id for p in prompts],
+                progress=advance, share=share, extras=extras_of(prompts)))
             if data.pairs:
-                pp = [p.prompt for p in data.pairs]
+                pp = [p.input for p in data.pairs]
                 ids = [f"preference {p.id}" for p in data.pairs]
                 table.chosen, table.rejected = score_grid(  # (n_pairs, 2): chosen, rejected
-                    rm, pp, [[p.chosen, p.rejected] for p in data.pairs], ids=ids, progress=advance).T
+                    rm, pp, [[p.chosen, p.rejected] for p in data.pairs], ids=ids, progress=advance, share=share,
+                    extras=extras_of(data.pairs)).T
     finally:
         rm.close()  # one RM in memory at a time
+    procs.tally(f"scored_pairs:{rm_cfg.name}", sum(int(np.isfinite(a).sum()) for a in
+                                                    (table.onpolicy, table.chosen, table.rejected) if a is not None))
+    if procs.world > 1:
+        parts = procs.gather((table.onpolicy, table.chosen, table.rejected))
+        table = RewardTable(*(merge_arrays([part[j] for part in parts]) for j in range(3)))
     return table
 
 
@@ -117,30 +138,36 @@ def preflight(cfg: EvaluateConfig) -> tuple[list[Prompt], list[PreferencePair] |
     prompts = load_prompts(cfg.prompts)
     pairs = load_preferences(cfg.preferences) if cfg.preferences else None
     check_model_ref(cfg.policy.path, "policy")
+    check_sampler(cfg.sampling)
     for rm_cfg in cfg.all_reward_models():
         check_reward_source(rm_cfg, f"reward model '{rm_cfg.name}'")
     return prompts, pairs
 
 
-def evaluate(cfg: EvaluateConfig, timing: dict[str, Any] | None = None) -> tuple[dict[str, Any], EvalData]:
+def evaluate(
+    cfg: EvaluateConfig, timing: dict[str, Any] | None = None, procs: Processes | None = None, device: str | None = None
+) -> tuple[dict[str, Any] | None, EvalData]:
     """Run an evaluation in memory: sample (or reuse cached samples), score with every RM, forecast, report.
 
     Arguments:
         cfg: the evaluation.
         timing: filled with wall times in seconds (`sampling_s`, `scoring_s` per RM, `gradient_s`,
             `forecast_s`), when given.
+        procs, device: the processes of a sharded run and this process's device (`shard.start`; default: one).
 
     Returns:
-        (report dict, the measured data).
+        (report dict, the measured data); the report is None on processes other than the main one.
     """
     timing = {} if timing is None else timing
+    if procs is None or device is None:
+        procs, device = start(cfg.device)
     prompts, pairs = preflight(cfg)
-    device = resolve_device(cfg.device)
+    kind = resolve_device(cfg.device)  # "cuda", not "cuda:1": the caches do not depend on the process
     t0 = time.perf_counter()
-    skey = samples_key(cfg, prompts, device)  # one fingerprint of the policy's files, for samples and scores
-    responses, cached = get_samples(cfg, prompts, device, skey)
+    skey = samples_key(cfg, prompts, kind)  # one fingerprint of the policy's files, for samples and scores
+    responses, cached = get_samples(cfg, prompts, device, skey, procs)
     timing["sampling_s"] = None if cached else round(time.perf_counter() - t0, 3)
-    if cached:
+    if cached and procs.main:
         console().print(f"[dim]using cached samples for {cfg.policy.display_name} ({len(prompts)} prompts)[/dim]")
     data = EvalData(prompts=prompts, responses=responses, pairs=pairs)
     gold_name = cfg.ground_truth.name if cfg.ground_truth else None
@@ -148,20 +175,25 @@ def evaluate(cfg: EvaluateConfig, timing: dict[str, Any] | None = None) -> tuple
     for rm_cfg in cfg.all_reward_models():
         t0 = time.perf_counter()
         limit = cfg.forecast.max_prompts if rm_cfg.name == gold_name else None
-        key = score_cache.score_key(rm_cfg, skey, pairs, device=device, dtype=cfg.dtype, limit=limit)
+        key = score_cache.score_key(rm_cfg, skey, pairs, device=kind, dtype=cfg.dtype, limit=limit)
         table = score_cache.load(cache_root(cfg), key)
-        if table is None:
-            table = score_one(rm_cfg, data, device, cfg.dtype, limit)
-            score_cache.save(cache_root(cfg), key, table)
-        else:
+        if not procs.all(table is not None):
+            table = score_one(rm_cfg, data, device, cfg.dtype, limit, procs)
+            if procs.main:
+                score_cache.save(cache_root(cfg), key, table)
+        elif procs.main:
             console().print(f"[dim]using cached scores of {rm_cfg.name}[/dim]")
         data.rewards[rm_cfg.name] = table
         timing["scoring_s"][rm_cfg.name] = round(time.perf_counter() - t0, 3)
-        if data.rewards[rm_cfg.name].onpolicy.std() == 0.0:
+        if data.rewards[rm_cfg.name].onpolicy.std() == 0.0 and procs.main:
             console().print(
                 f"[yellow]warning:[/yellow] reward model '{rm_cfg.name}' gave the same reward to every sample "
                 "(std 0): its reward variance is reported as 0"
             )
+    if procs.world > 1:
+        timing["work"] = procs.gather(procs.work)  # per process: prompts sampled and pairs scored by it
+    if not procs.main:
+        return None, data  # the main process forecasts and reports
     if cfg.forecast.gradient and gold_name is not None:
         t0 = time.perf_counter()
         data.gradient = _gradient_alignment(cfg, data, device, gold_name)
@@ -184,7 +216,7 @@ def _gradient_alignment(cfg: EvaluateConfig, data: EvalData, device: str, gold_n
     proxies = {name: proxy_signal(t.onpolicy, group=cfg.forecast.group)[:m] for name, t in data.rewards.items()}
     try:
         with progress_bar("gradient alignment", m * len(gold[0]) * (len(proxies) + 1)) as advance:
-            return gradient_alignment(model, tok, [p.text for p in data.prompts[:m]], data.responses[:m], gold,
+            return gradient_alignment(model, tok, [p.input for p in data.prompts[:m]], data.responses[:m], gold,
                                       proxies, parameters=cfg.forecast.gradient_parameters,
                                       batch_size=cfg.forecast.gradient_batch_size, seed=cfg.sampling.seed,
                                       progress=advance)
@@ -194,9 +226,21 @@ def _gradient_alignment(cfg: EvaluateConfig, data: EvalData, device: str, gold_n
 
 def run_evaluate(cfg: EvaluateConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
     """`rmteach evaluate`: evaluate and write report.json, rewards.parquet and summary.md under `out`."""
-    out = io.claim_out_dir(out, "report.json", to_plain(cfg), overwrite, "evaluate")
-    timing: dict[str, Any] = {}
-    report, data = evaluate(cfg, timing)
+    procs, device = start(cfg.device)
+    claimed: Path | str = ""
+    if procs.main:  # an out folder that must not be overwritten stops every process, before any work
+        try:
+            claimed = io.claim_out_dir(out, "report.json", to_plain(cfg), overwrite, "evaluate")
+        except UserError as e:
+            claimed = str(e)
+    claimed = procs.gather(claimed)[0]
+    if isinstance(claimed, str):
+        raise UserError(claimed)
+    out = claimed
+    timing: dict[str, Any] = {"processes": procs.world}
+    report, data = evaluate(cfg, timing, procs, device)
+    if report is None:
+        return {}
     write_outputs(out, report, data)
     io.write_json(out / "timing.json", timing)  # wall times stay out of report.json (reruns are byte-identical)
     print_summary(report)

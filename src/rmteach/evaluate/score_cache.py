@@ -4,7 +4,7 @@ Only Hugging Face RMs (`path`) are cached: they are the expensive ones, and thei
 files of the model folder, or the hub id). A callable's code or an HTTP server can change behind the same name,
 so those are always scored again rather than risk a stale result. The key holds the samples' own cache key
 (policy files, prompts, every sampling setting), the preference pairs, the RM's config (less its name and
-batch size, which change no score), its files, the device, dtype and how many prompts it scores.
+batch size, which change no score), its files (and its `tokenizer`'s), the device, dtype and how many prompts it scores.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def score_key(
     plain = {k: v for k, v in to_plain(rm_cfg).items() if k not in ("name", "batch_size")}
     ident: dict[str, Any] = {
         "samples": samples, "rm": plain, "rm_files": fingerprint(rm_cfg.path), "device": device, "dtype": dtype,
+        "tokenizer_files": fingerprint(rm_cfg.tokenizer) if rm_cfg.tokenizer else None,
         "limit": limit, "pairs": [[p.id, p.prompt, p.chosen, p.rejected] for p in pairs] if pairs else None,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from ..core.blocks import MAX_SEED, DataConfig, Device, Dtype, PolicyConfig, RewardModelConfig, SamplingConfig
 from ..core.config import (Strict, deep_merge, parse_overrides, read_yaml, resolve_path, resolve_paths,
@@ -43,8 +43,7 @@ class PairsConfig(Strict):
     policy: PolicyConfig = Field(..., description="the policy whose samples become pairs (on-policy data)")
     ground_truth: RewardModelConfig = Field(..., description="the reward that labels the pairs (any backend)")
     prompts: DataConfig = Field(..., description="prompt set (JSONL or save_to_disk folder): prompt[, id]")
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="K, temperature, seed, ...")
-    sampler: str = Field("hf", description="sampling backend (a key of rmteach.backends.sampler.SAMPLERS)")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="K, temperature, seed, backend, ...")
 
     # -- Which pairs, labelled how -------------------------------------------------------------------------
     pairing: Literal["disjoint", "all", "best_worst"] = "disjoint"
@@ -57,15 +56,6 @@ class PairsConfig(Strict):
     parquet: bool = Field(False, description="also write pairs.parquet (pairs.jsonl is always written)")
     device: Device = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     dtype: Dtype = Field("float32", description="weights dtype of the policy and HF ground truths")
-
-    @field_validator("sampler")
-    @classmethod
-    def _sampler_known(cls, v: str) -> str:
-        from ..backends.sampler import SAMPLERS
-
-        if v not in SAMPLERS:
-            raise ValueError(f"unknown sampler '{v}' (allowed: {', '.join(SAMPLERS)})")
-        return v
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -81,7 +71,7 @@ class MixEntry(DataConfig):
 
     @property
     def label(self) -> str:
-        return self.name or Path(self.path.rstrip("/")).stem
+        return self.name or Path((self.path or self.hub or "data").rstrip("/")).stem
 
 
 class BaseModelConfig(Strict):

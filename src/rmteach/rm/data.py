@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.blocks import DataConfig
-from ..core.data import load_preferences, load_prompts
+from ..core.data import load_preferences
 from ..core.errors import UserError
 from ..core.hf import format_conversation
 from ..core.progress import console
@@ -30,17 +30,15 @@ def read_set(cfg: DataConfig, what: str) -> list[Row]:
     set meant to teach an RM is refused instead, with the first such id, since `rm pairs` never writes them.
     """
     try:
-        with console().capture():  # its warning about identical pairs becomes this function's error
-            pairs = load_preferences(cfg)
-        every = load_prompts(cfg)  # every row's id, the dropped ones included
+        pairs = load_preferences(cfg, keep_identical=True)  # refused here rather than dropped with a warning
     except UserError as e:
         raise UserError(f"{what}: {e}") from None
-    if len(every) != len(pairs):
-        kept = {p.id for p in pairs}
-        first = next(p.id for p in every if p.id not in kept)
-        raise UserError(f"{what} {cfg.path}: {len(every) - len(pairs)} pairs have the same text as chosen and "
-                        f"rejected (first: id '{first}'); they carry no preference: remove them")
-    rows = [{"id": p.id, "prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+    same = [p.id for p in pairs if p.chosen == p.rejected]
+    if same:
+        raise UserError(f"{what} {cfg.where}: {len(same)} pairs have the same text as chosen and "
+                        f"rejected (first: id '{same[0]}'); they carry no preference: remove them")
+    # A conversation's prompt stays messages: the RM learns on the tokens evaluate scores it on.
+    rows = [{"id": p.id, "prompt": p.input, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
     assert not identical([r["chosen"] for r in rows], [r["rejected"] for r in rows])
     return rows
 
@@ -68,7 +66,7 @@ def prepare_mix(cfg: RMTrainConfig) -> MixData:
         train, held = rows, read_set(cfg.held_out, "held_out")
     else:
         train, held = split_held_out(rows, cfg.held_out_fraction, seed=cfg.seed)
-    info = [{"name": name, "path": m.path, "fraction": m.fraction, "available": len(s), "drawn": len(d)}
+    info = [{"name": name, "path": m.where, "fraction": m.fraction, "available": len(s), "drawn": len(d)}
             for name, m, s, d in zip(names, cfg.mix, sets, drawn)]
     return MixData(train, held, info)
 

@@ -16,10 +16,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..backends.rewards import check_reward_source, load_reward_model, score_grid
-from ..backends.sampler import sample_responses
+from ..backends.sampler import check_sampler, sample_responses
 from ..core import io
 from ..core.config import to_plain
-from ..core.data import load_prompts, write_jsonl
+from ..core.data import extras_of, load_prompts, write_jsonl
 from ..core.errors import ItemError, UserError
 from ..core.hf import check_model_ref, resolve_device
 from ..core.progress import console, progress_bar
@@ -170,8 +170,9 @@ def run_pairs(cfg: PairsConfig, out: str | Path, *, overwrite: bool = False) -> 
     except UserError as e:
         raise UserError(f"prompts: {e}") from None
     check_model_ref(cfg.policy.path, "policy")
+    check_sampler(cfg.sampling)
     check_reward_source(cfg.ground_truth, "ground truth")
-    ids, texts = [p.id for p in prompts], [p.text for p in prompts]
+    ids, texts = [p.id for p in prompts], [p.input for p in prompts]  # a conversation stays one
     device, k = resolve_device(cfg.device), cfg.sampling.samples_per_prompt
 
     # 1. Sample K responses per prompt from the policy.
@@ -179,7 +180,7 @@ def run_pairs(cfg: PairsConfig, out: str | Path, *, overwrite: bool = False) -> 
     with progress_bar(f"sampling {k} responses per prompt from '{name}'", len(texts)) as advance:
         try:
             responses = sample_responses(cfg.policy, texts, cfg.sampling, device=device, dtype=cfg.dtype,
-                                         progress=advance, backend=cfg.sampler)  # (n, K)
+                                         progress=advance)  # (n, K)
         except ItemError as e:
             raise e.named(ids) from e.__cause__
 
@@ -187,7 +188,8 @@ def run_pairs(cfg: PairsConfig, out: str | Path, *, overwrite: bool = False) -> 
     gt = load_reward_model(cfg.ground_truth, device=device, dtype=cfg.dtype)
     try:
         with progress_bar(f"labelling with '{cfg.ground_truth.name}'", len(texts) * k) as advance:
-            rewards = score_grid(gt, texts, responses, ids=ids, progress=advance)  # (n, K)
+            rewards = score_grid(gt, texts, responses, ids=ids, progress=advance,
+                                 extras=extras_of(prompts))  # (n, K)
     finally:
         gt.close()
     rows, counts = make_pairs(ids, texts, responses, rewards, cfg)

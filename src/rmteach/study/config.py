@@ -99,6 +99,29 @@ class AnalysisConfig(Strict):
         return self
 
 
+class SubmititConfig(Strict):
+    """Where and how `executor: submitit` runs each train run as one cluster job (submitit's parameters)."""
+
+    cluster: Literal["slurm", "local", "debug"] = Field(
+        "slurm", description="slurm: one SLURM job array; local: submitit's local processes, all at once (tests); "
+        "debug: one by one in this process, into pdb on a crash"
+    )
+    folder: str | None = Field(None, description="submitit's job scripts, pickles and logs (default OUT/submitit)")
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    gpus_per_node: int | None = Field(None, ge=0, description="GPUs of each run's job (the cluster's default if unset)")
+    cpus_per_task: int | None = Field(None, ge=1, description="CPUs of each run's job; also its torch threads")
+    mem_gb: float | None = Field(None, gt=0)
+    timeout_min: int = Field(240, ge=1, description="wall-time limit of each run's job, in minutes")
+    max_parallel: int | None = Field(None, ge=1, description="jobs of the array running at once (SLURM's %N)")
+    setup: list[str] = Field([], description="shell lines run before each job (module load ..., source venv)")
+    slurm_additional_parameters: dict[str, Any] = Field(
+        default_factory=dict, description="more #SBATCH options, passed as they are (e.g. {gres: 'gpu:a100:1'})"
+    )
+
+
 class StudyConfig(Strict):
     """`rmteach study`: evaluate every RM per policy, train each (policy, RM, seed), correlate, report."""
 
@@ -113,7 +136,12 @@ class StudyConfig(Strict):
         True, description="also train on the ground truth itself: a reference curve in the report"
     )
     jobs: int = Field(1, ge=1, le=1024,
-                      description="train runs at once, each in its own process (CPU threads are split)")
+                      description="train runs at once, each in its own process (CPU threads are split; "
+                      "executor local)")
+    executor: Literal["local", "submitit"] = Field(
+        "local", description="local: train runs on this machine (`jobs` at once); submitit: one cluster job each"
+    )
+    submitit: SubmititConfig | None = Field(None, description="the cluster jobs' settings (executor submitit)")
     only: RunFilter | None = None
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     evaluate: dict[str, Any] = Field(
@@ -148,6 +176,8 @@ class StudyConfig(Strict):
 
     @model_validator(mode="after")
     def _names_ok(self) -> "StudyConfig":
+        if self.submitit is not None and self.executor != "submitit":
+            raise ValueError("a submitit block needs 'executor: submitit' (the executor is local)")
         pol = [p.display_name for p in self.policies]
         rms = [rm.name for rm in self.reward_models] + [self.ground_truth.name]
         for kind, names in (("policy", pol), ("reward model", rms)):

@@ -4,7 +4,8 @@
    `OUT/evaluate/<policy>/`: reward variance, accuracies and the normalization of every RM.
 2. For each (policy, RM, seed), one `train` run into `OUT/runs/<policy>/<rm>/seed<k>/`, reusing the evaluate
    normalization. A run is finished when its `done.json` holds its config: a re-run skips finished runs, so a
-   killed study resumes where it stopped (an interrupted run restarts from scratch: runs are short).
+   killed study resumes where it stopped (an interrupted run restarts from scratch: runs are short). Runs go
+   to this machine's processes or, with `executor: submitit`, to cluster jobs (`study.executors`).
 3. Outcomes per run from its eval curve, then correlations, rankings and claims (`study.outcomes`, `study.analysis`, `study.claims`).
 4. `study.json` (no wall times, so a resumed study's equals an uninterrupted one's), `report.html`,
    `summary.md`, `plots/*.png`; wall times go to `timing.json`.
@@ -13,27 +14,25 @@
 from __future__ import annotations
 
 import json
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable
 
 from ..core import io
 from ..core.config import to_plain
 from ..core.errors import UserError
-from ..core.progress import console, progress_bar
+from ..core.progress import console
 from ..evaluate.config import EvaluateConfig
 from ..train.run_dir import read_metrics
-from . import analysis, outcomes
+from . import analysis, executors, outcomes
 from .claims import HELD, NOT_HELD, UNDETERMINED
 from .config import StudyConfig
+from .executors import TrainFn
 from .grid import EvaluateSpec, Grid, RunSpec, expand
 
 SCHEMA = "rmteach.study/1"
 MARKER = "config.json"  # written first: it claims --out for this config, so a killed study can resume there
 
-TrainFn = Callable[..., Any]  # run_train(cfg, out, *, resume, overwrite) -> dict
 EvaluateFn = Callable[[EvaluateConfig, Path], dict]  # (config, out folder) -> report dict, report.json written
 
 
@@ -98,36 +97,11 @@ def identities(runs: list[RunSpec], reports: dict[str, dict[str, Any]]) -> list[
             for run in runs]
 
 
-def _train_job(train_fn: TrainFn, train_cfg: Any, folder: str, log: str, threads: int) -> float:
-    """Run one train job in a worker process, its output to `log`; returns its wall time in seconds."""
-    import sys
-
-    import torch
-
-    torch.set_num_threads(threads)
-    Path(log).parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with open(log, "w", encoding="utf-8") as f:  # the worker's fds 1 and 2 now write to this run's log
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-    t0 = time.perf_counter()
-    train_fn(train_cfg, Path(folder), resume=False, overwrite=True)
-    return time.perf_counter() - t0
-
-
-def _mark_done(out: Path, run: RunSpec, identity: dict[str, Any]) -> None:
-    folder = run.folder(out)
-    if not (folder / "metrics.jsonl").is_file():
-        raise RuntimeError(f"train run {run.key} finished without writing {folder / 'metrics.jsonl'}")
-    io.write_json(folder / "done.json", {"config": identity})
-
-
 def train_runs(
     cfg: StudyConfig, out: Path, runs: list[RunSpec], reports: dict[str, dict[str, Any]], train_fn: TrainFn,
     timing: dict[str, Any],
 ) -> None:
-    """Train every unfinished run, one at a time or `cfg.jobs` at once in worker processes."""
+    """Train every unfinished run: here one at a time, `cfg.jobs` at once, or as submitit jobs (`executors`)."""
     built = list(zip(runs, identities(runs, reports)))
     todo = []
     for run, identity in built:
@@ -137,39 +111,14 @@ def train_runs(
             todo.append((run, identity))
     if len(todo) < len(built):
         console().print(f"[dim]{len(built) - len(todo)} of {len(built)} train runs finished earlier: skipped[/dim]")
-    if cfg.jobs == 1 or len(todo) <= 1:
-        for i, (run, identity) in enumerate(todo):
-            console().print(f"[bold]train {i + 1}/{len(todo)}[/bold] {run.key}")
-            t0 = time.perf_counter()
-            try:
-                train_fn(run.config, run.folder(out), resume=False, overwrite=True)
-            except UserError as e:
-                raise UserError(f"train run {run.key}: {e}") from None
-            timing["train_s"][run.key] = round(time.perf_counter() - t0, 3)
-            _mark_done(out, run, identity)
+    if not todo:
         return
-    import multiprocessing
-
-    threads = max(1, (os.cpu_count() or 1) // cfg.jobs)
-    console().print(f"training {len(todo)} runs, {cfg.jobs} at a time; logs in {out / 'logs'}")
-    ctx = multiprocessing.get_context("spawn")  # fork after torch/rich threads started is unsafe
-    with ProcessPoolExecutor(max_workers=cfg.jobs, mp_context=ctx) as pool, progress_bar("train runs", len(todo)) as advance:
-        futures = {}
-        for run, identity in todo:
-            fut = pool.submit(_train_job, train_fn, run.config, str(run.folder(out)), str(run.log(out)), threads)
-            futures[fut] = (run, identity)
-        try:
-            for fut in as_completed(futures):
-                run, identity = futures[fut]
-                try:
-                    timing["train_s"][run.key] = round(fut.result(), 3)
-                except UserError as e:
-                    raise UserError(f"train run {run.key}: {e} (log: {run.log(out)})") from None
-                _mark_done(out, run, identity)
-                advance(1)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # finished runs keep their done.json
-            raise
+    if cfg.executor == "submitit":
+        executors.train_submitit(cfg, out, todo, train_fn, timing)
+    elif cfg.jobs == 1 or len(todo) == 1:
+        executors.train_serial(out, todo, train_fn, timing)
+    else:
+        executors.train_pool(cfg.jobs, out, todo, train_fn, timing)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -250,14 +199,15 @@ def run_study(
         cfg: the study.
         out: the output folder; a folder holding this same study resumes it.
         overwrite: let a different study take `out` (runs whose config is unchanged are still reused).
-        train_fn: `rmteach.train.run.run_train` unless given (tests pass a fake; with `jobs > 1` it must be
-            importable by name in a worker process).
+        train_fn: `rmteach.train.run.run_train` unless given (tests pass a fake; with `jobs > 1` or
+            `executor: submitit` it must be importable by name in a worker process or cluster job).
         evaluate_fn: `(EvaluateConfig, folder) -> report` writing `folder/report.json`; default `run_evaluate`.
 
     Returns:
         The study dict written to `OUT/study.json`.
     """
     out = Path(out)
+    executors.preflight(cfg)  # submitit installed, sbatch there: before --out is claimed
     plain = to_plain(cfg)
     out = io.claim_out_dir(out, MARKER, plain, overwrite, "study")
     t_start = time.perf_counter()
@@ -281,7 +231,7 @@ def run_study(
             f"[yellow]note:[/yellow] {n_cand} candidate reward model(s): correlations need at least "
             f"{analysis.MIN_POINTS}, so the report will show curves and rankings only"
         )
-    timing: dict[str, Any] = {"jobs": cfg.jobs, "evaluate_s": {}, "train_s": {}}
+    timing: dict[str, Any] = {"jobs": cfg.jobs, "executor": cfg.executor, "evaluate_s": {}, "train_s": {}}
 
     reports = evaluate_policies(grid.evaluations, out, evaluate_fn, timing)  # 1.
     train_runs(cfg, out, runs, reports, train_fn, timing)  # 2.

@@ -13,11 +13,14 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core.blocks import SamplingConfig
+from ..core.data import Prompt, extras_of
 from .rewards import TRLReward
 
 
-def sample_aside(model: Any, tok: Any, prompts: list[str], sampling: SamplingConfig) -> list[list[str]]:
-    """`generate_responses` in eval mode on its own RNG stream: the training samples never depend on it."""
+def sample_aside(model: Any, tok: Any, prompts: list[Any], sampling: SamplingConfig) -> list[list[str]]:
+    """`generate_responses` in eval mode on its own RNG stream: the training samples never depend on it.
+
+    `prompts` are `Prompt.input`s: texts, or conversations."""
     import torch
 
     from ..backends.sampler import generate_responses
@@ -47,6 +50,15 @@ def shard(n: int, rank: int, world: int) -> tuple[list[int], int]:
     return mine + [0] * (-(-n // world) - len(mine)), len(mine)
 
 
+def flatten(prompts: list[Prompt], responses: list[list[str]]) -> tuple[list[Any], list[str], list[str], dict]:
+    """The (prompt, response) pairs of K responses per prompt, prompt by prompt: (inputs, responses, ids, extras),
+    each of length n * K (extras: {column: values}), as `TRLReward.score` takes them."""
+    k = len(responses[0]) if responses else 0
+    extras = {c: [v for v in vals for _ in range(k)] for c, vals in extras_of(prompts).items()}
+    return ([p.input for p in prompts for _ in range(k)], [r for row in responses for r in row],
+            [p.id for p in prompts for _ in range(k)], extras)
+
+
 @dataclass
 class Evaluator:
     """Sample M responses per eval prompt and score them: the policy's proxy and gold reward off the train set.
@@ -56,11 +68,10 @@ class Evaluator:
     every world-th prompt (`shard`) and the per-prompt results are gathered.
     """
 
-    prompts: list[str]
+    prompts: list[Prompt]  # their extra columns reach the reward functions, as in training
     proxy: TRLReward
     gold: TRLReward | None
     sampling: SamplingConfig
-    ids: list[str] | None = None  # the prompts' ids, for messages
 
     def __call__(
         self, model: Any, tok: Any, step: int, *, rank: int = 0, world: int = 1,
@@ -70,15 +81,13 @@ class Evaluator:
         idx, real = shard(len(self.prompts), rank, world)
         mine = idx[:real]
         rows: list[tuple[int, float, float, float | None]] = []  # (prompt index, proxy mean, proxy var, gold mean)
-        responses = sample_aside(model, tok, [self.prompts[i] for i in idx], self.sampling)[:real]  # (n_mine, M)
+        responses = sample_aside(model, tok, [self.prompts[i].input for i in idx], self.sampling)[:real]  # (n_mine, M)
         if mine:
-            texts = [self.prompts[i] for i in mine]
             m = self.sampling.samples_per_prompt
-            flat_p = [p for p in texts for _ in range(m)]
-            flat_r = [r for row in responses for r in row]
-            ids = [self.ids[i] for i in mine for _ in range(m)] if self.ids is not None else None
-            z = self.proxy.score(flat_p, flat_r, step=step, ids=ids).reshape(len(mine), m)  # (n_mine, M)
-            g = self.gold.score(flat_p, flat_r, step=step, ids=ids).reshape(len(mine), m) if self.gold else None
+            flat_p, flat_r, ids, extras = flatten([self.prompts[i] for i in mine], responses)  # (n_mine * M,) each
+            z = self.proxy.score(flat_p, flat_r, step=step, ids=ids, extras=extras).reshape(len(mine), m)  # (n_mine, M)
+            g = (self.gold.score(flat_p, flat_r, step=step, ids=ids, extras=extras).reshape(len(mine), m)
+                 if self.gold else None)
             for j, i in enumerate(mine):
                 gold_mean = float(g[j].mean()) if g is not None else None
                 rows.append((i, float(z[j].mean()), float(np.var(z[j], ddof=1)), gold_mean))

@@ -10,30 +10,30 @@ from typing import Any
 import numpy as np
 
 from ..core.blocks import SamplingConfig
+from ..core.data import Prompt
 from ..core.errors import ItemError, UserError
 from ..core.metrics import Normalization, fit_normalization
-from .evaluator import sample_aside, shard
+from .evaluator import flatten, sample_aside, shard
 
 
 def fit_initial_normalization(
-    model: Any, tok: Any, rm: Any, prompts: list[str], sampling: SamplingConfig, *, rank: int = 0, world: int = 1,
-    ids: list[str] | None = None,
+    model: Any, tok: Any, rm: Any, prompts: list[Prompt], sampling: SamplingConfig, *, rank: int = 0,
+    world: int = 1,
 ) -> Normalization:
     """The paper's normalization, fitted at start: sample the initial policy, score, mean and std of all rewards.
 
     With several processes each samples every world-th prompt and the rewards are gathered, so every process
-    gets the same normalization. `ids` (the prompts' ids) name the prompt when the RM fails on one.
+    gets the same normalization. The prompts' extra columns reach the RM (`extras`) as in training; their ids
+    name the prompt when the RM fails on one.
     """
     idx, real = shard(len(prompts), rank, world)
     mine = [prompts[i] for i in idx[:real]]
-    k = sampling.samples_per_prompt
-    responses = sample_aside(model, tok, [prompts[i] for i in idx], sampling)[:real]  # (n_mine, K)
+    responses = sample_aside(model, tok, [prompts[i].input for i in idx], sampling)[:real]  # (n_mine, K)
+    flat_p, flat_r, ids, extras = flatten(mine, responses)  # (n_mine * K,) each
     try:
-        raw = rm.score([p for p in mine for _ in range(k)], [r for row in responses for r in row]) if mine else []
+        raw = rm.score(flat_p, flat_r, **({"extras": extras} if extras else {})) if mine else []
     except ItemError as e:
-        if ids is None:
-            raise
-        raise e.named([ids[i] for i in idx[:real] for _ in range(k)]) from e.__cause__
+        raise e.named(ids) from e.__cause__
     rewards = [float(x) for x in raw]
     if world > 1:
         from accelerate.utils import gather_object
@@ -79,7 +79,8 @@ def normalization_from_report(path: str | Path, rm_cfg: Any, policy_path: str) -
     listed = [r for r in (rep.get("reward_models") or []) + [rep.get("ground_truth") or {}] if isinstance(r, dict)]
     theirs = {r.get("name"): r for r in listed}.get(rm_cfg.name)
     mine = to_plain(rm_cfg)
-    if theirs is not None and any(theirs.get(k) != mine.get(k) for k in ("path", "callable", "http", "transform")):
+    same = ("path", "callable", "http", "custom", "transform")
+    if theirs is not None and any(theirs.get(k) != mine.get(k) for k in same):
         raise UserError(
             f"normalization report {path}: reward model '{rm_cfg.name}' there has another path, callable or transform"
         )

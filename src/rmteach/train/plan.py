@@ -63,7 +63,7 @@ def plan(cfg: TrainConfig, out: Path, steps: int | None, layout: Layout, trl_arg
         "ground truth": f"{gt.name}: {_source(gt)} (weight 0: logged only)" if gt else "none",
         "normalization": f"from {n.path}" if n.path
         else f"fitted at start on {n.samples_per_prompt} samples x {n.max_prompts or 'all'} train prompts",
-        "prompts": f"train {cfg.train_prompts.path}; eval {cfg.eval_prompts.path} "
+        "prompts": f"train {cfg.train_prompts.where}; eval {cfg.eval_prompts.where} "
         f"({cfg.eval_samples_per_prompt} samples each)",
         "steps": str(steps) if steps is not None else f"{cfg.epochs} epochs (train prompts not readable here)",
         "batch": f"{cfg.prompts_per_step} prompts x {k} samples per step = {layout.world} process(es) x "
@@ -93,5 +93,5 @@ def print_plan(p: dict[str, Any], missing: list[str]) -> None:
 
 
 def _source(rm: Any) -> str:
-    """Where a reward model comes from: its folder or hub id, its callable, or its URL."""
-    return rm.path or rm.callable or rm.http.url
+    """Where a reward model comes from: its folder or hub id, its callable, its URL, or its builder."""
+    return rm.path or rm.callable or (rm.http.url if rm.http else rm.custom.builder)

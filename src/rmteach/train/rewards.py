@@ -7,11 +7,12 @@ trained on) are the same adapter with different settings.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ..backends.rewards import check_finite
+from ..core.chat import prompt_text
 from ..core.errors import ItemError, UserError
 from ..core.metrics import Normalization
 
@@ -47,8 +48,14 @@ def group_variances(rewards: np.ndarray, prompts: Sequence[str]) -> list[float]:
     return out
 
 
+# The train set's columns that carry rmteach's own view of a prompt (`trainer.train_dataset`); TRL passes every
+# column to reward functions, and these are not handed on to the RM as extras.
+TEXT_COLUMN, CHAT_COLUMN, ID_COLUMN = "rmteach_text", "rmteach_chat", "rmteach_id"
+TRL_KWARGS = ("completion_ids", "log_extra", "environments")  # what TRL passes besides the data set's columns
+
+
 class TRLReward:
-    """A loaded reward model as a TRL reward function, on the raw prompt text (so transforms pick prompts by it).
+    """A loaded reward model as a TRL reward function, on rmteach's prompts (so transforms pick prompts by text).
 
     Arguments:
         rm: a loaded reward model (`rmteach.backends.rewards.load_reward_model`, transform included).
@@ -61,13 +68,15 @@ class TRLReward:
         self.__name__ = name  # TRL names the reward function's logs after it
         self.rm, self.norm, self.log_variance = rm, norm, log_variance
 
-    def score(self, prompts: Sequence[str], responses: Sequence[str], *, step: int | None = None,
-              ids: Sequence[str] | None = None) -> np.ndarray:
-        """Rewards (n,) of raw-prompt/response pairs; a non-finite reward, or a reward function that raises or
-        returns something else than numbers, stops the run naming the step (and the prompt id, given `ids`)."""
+    def score(self, prompts: Sequence[Any], responses: Sequence[str], *, step: int | None = None,
+              ids: Sequence[str] | None = None, extras: Mapping[str, Sequence[Any]] | None = None) -> np.ndarray:
+        """Rewards (n,) of prompt/response pairs (a prompt: `rmteach.core.data.Prompt.input`); `extras` are the
+        set's other columns, one value per pair. A non-finite reward, or a reward function that raises or returns
+        something else than numbers, stops the run naming the step (and the prompt id, given `ids`)."""
         where = f"step {step}: " if step is not None else ""
         try:
-            raw = self.rm.score(list(prompts), list(responses))
+            kw = {"extras": dict(extras)} if extras else {}
+            raw = self.rm.score(list(prompts), list(responses), **kw)
         except ItemError as e:
             err = e.named(list(ids)) if ids is not None else e
             raise TrainingStopped(f"{where}{err}") from e.__cause__
@@ -79,12 +88,22 @@ class TRLReward:
             raise TrainingStopped(f"{where}{e}") from None
         return self.norm.apply(raw) if self.norm is not None else raw
 
-    def __call__(self, prompts, completions, raw_prompt, trainer_state=None, log_metric=None, prompt_id=None,
-                 **kwargs) -> list[float]:
+    def __call__(self, prompts: list[Any], completions: list[Any], trainer_state: Any = None,
+                 log_metric: Any = None, **kwargs: Any) -> list[float]:
+        """TRL's call: `prompts` and `completions` of the local batch, then every column of the train set as a
+        list (rmteach's `rmteach_*` ones, the prompt set's extras) and TRL's own keyword arguments. The RM gets
+        each prompt as rmteach loaded it (text or conversation) and the extra columns as `extras`; without
+        rmteach's columns (a set built elsewhere) it gets TRL's prompts."""
         step = trainer_state.global_step + 1 if trainer_state is not None else None
-        r = self.score(raw_prompt, completion_texts(completions), step=step, ids=prompt_id)  # (local batch,)
+        texts, chats, ids = kwargs.pop(TEXT_COLUMN, None), kwargs.pop(CHAT_COLUMN, None), kwargs.pop(ID_COLUMN, None)
+        if texts is None:
+            inputs, texts = list(prompts), [prompt_text(p) for p in prompts]
+        else:
+            inputs = [c if c else t for t, c in zip(texts, chats or [None] * len(texts))]
+        extras = {k: v for k, v in kwargs.items() if k not in TRL_KWARGS}
+        r = self.score(inputs, completion_texts(completions), step=step, ids=ids, extras=extras)  # (local batch,)
         if self.log_variance and log_metric is not None:
-            for v in group_variances(r, raw_prompt):
+            for v in group_variances(r, texts):
                 log_metric(VARIANCE_KEY, v)
         return r.tolist()
 

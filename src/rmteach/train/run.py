@@ -84,7 +84,7 @@ def run_train(
         layout = cfg.layout(world)
         missing = check_inputs(cfg, strict=False)
         steps = cfg.steps if cfg.epochs is None else None
-        if cfg.epochs is not None and Path(cfg.train_prompts.path).exists():
+        if cfg.epochs is not None and cfg.train_prompts.path and Path(cfg.train_prompts.path).exists():
             steps = cfg.total_steps(len(_load(cfg, "train_prompts")))
         args = build_trl_config(cfg, out, steps or 1, layout, use_cpu=use_cpu(cfg))
         p = plan(cfg, out, steps, layout, args)
@@ -175,8 +175,8 @@ def _normalization(s: _Start, model: Any, tok: Any, proxy_rm: Any) -> tuple[Norm
         return normalization_from_report(ncfg.path, cfg.reward_model, cfg.policy.path), str(ncfg.path)
     sampling = cfg.sampling(ncfg.samples_per_prompt, ncfg.seed)
     first = s.train_prompts[: ncfg.max_prompts]
-    norm = fit_initial_normalization(model, tok, proxy_rm, [p.text for p in first], sampling,
-                                     rank=s.args.process_index, world=s.args.world_size, ids=[p.id for p in first])
+    norm = fit_initial_normalization(model, tok, proxy_rm, first, sampling, rank=s.args.process_index,
+                                     world=s.args.world_size)
     return norm, "initial policy samples"
 
 
@@ -204,7 +204,7 @@ def _load_models(s: _Start) -> _Loaded:
                                 dtype=torch_dtype(cfg.dtype, device), trust_remote_code=cfg.policy.trust_remote_code)
     for key, prompts in (("train_prompts", s.train_prompts), ("eval_prompts", s.eval_prompts)):
         try:
-            check_context(tok, model, [p.text for p in prompts], cfg.max_new_tokens, "policy")
+            check_context(tok, model, [p.input for p in prompts], cfg.max_new_tokens, "policy")
         except ItemError as e:
             raise UserError(f"{key}: {e.named([p.id for p in prompts])}") from None
     proxy_rm = load_reward_model(cfg.reward_model, device=device, dtype=cfg.dtype)
@@ -231,8 +231,7 @@ def _train(s: _Start, m: _Loaded) -> dict[str, Any]:
         train_dataset=train_dataset(tok, s.train_prompts), processing_class=tok,
     )
     tidy_callbacks(trainer, out)
-    evaluator = Evaluator([p.text for p in s.eval_prompts], proxy, gold,
-                          cfg.sampling(cfg.eval_samples_per_prompt, cfg.seed), ids=[p.id for p in s.eval_prompts])
+    evaluator = Evaluator(s.eval_prompts, proxy, gold, cfg.sampling(cfg.eval_samples_per_prompt, cfg.seed))
     wall_offset = s.records[-1]["wall_time"] if s.records else 0.0
     start_step = run_dir.checkpoint_step(s.ckpt) if s.ckpt else 0
     bar = progress_bar(f"{cfg.algorithm} on {cfg.reward_model.name}", s.steps) if s.is_main else nullcontext(None)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..core.data import Prompt
+from ..core.data import Prompt, extras_of
 from ..core.errors import UserError
 from ..core.hf import resolve_device
 from .config import Layout, TrainConfig
@@ -139,14 +139,33 @@ def check_report_to(report_to: Any, *, installed: bool = False) -> None:
 
 
 def train_dataset(tok: Any, prompts: list[Prompt]):
-    """TRL's train set: the prompt as a user turn when the policy has a chat template, and the raw text."""
+    """TRL's train set: what the policy is prompted with, rmteach's view of each prompt, the set's extra columns.
+
+    `prompt` is TRL's input: with a chat template the conversation (a string prompt as one user turn), which TRL
+    renders with the generation prompt; without one the text `format_prompt` makes. `rmteach_text`,
+    `rmteach_chat` (None for a string prompt) and `rmteach_id` give the reward functions the prompt as rmteach
+    loaded it (`TRLReward`); every extra column of the prompt set follows, which TRL passes to reward functions
+    as keyword arguments. Raises `UserError` for an extra column whose values have no common type.
+    """
+    import pyarrow as pa
     from datasets import Dataset
 
+    from ..core.hf import format_prompt
+    from .rewards import CHAT_COLUMN, ID_COLUMN, TEXT_COLUMN
+
     chat = bool(getattr(tok, "chat_template", None))
-    return Dataset.from_list([
-        {"prompt": [{"role": "user", "content": p.text}] if chat else p.text, "raw_prompt": p.text, "prompt_id": p.id}
-        for p in prompts
-    ])
+    extras = extras_of(prompts)  # {column: one value per prompt}
+    rows = []
+    for i, p in enumerate(prompts):
+        turns = [{"role": "user", "content": p.text}] if p.chat is None else p.input
+        rows.append({"prompt": turns if chat else format_prompt(tok, p.input), TEXT_COLUMN: p.text,
+                     CHAT_COLUMN: None if p.chat is None else p.input, ID_COLUMN: p.id,
+                     **{c: vals[i] for c, vals in extras.items()}})
+    try:
+        return Dataset.from_list(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise UserError(f"train_prompts: the extra columns ({', '.join(extras)}) must each hold values of one type "
+                        f"for TRL's data set ({str(e).strip().splitlines()[0]})") from None
 
 
 class _EpochSeeded:
