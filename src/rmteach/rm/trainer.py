@@ -28,7 +28,7 @@ from ..core.hf import check_vocab, cpu_threads, from_pretrained, load_tokenizer,
 from ..core.metrics import offpolicy_accuracy
 from ..core.progress import console, progress_bar
 from ..train import run_dir
-from ..train.trainer import check_report_to, checked_trl_args, quiet_third_party, use_cpu
+from ..train.trainer import quiet_third_party, trl_config, use_cpu
 from .callback import RMTracking
 from .config import BaseModelConfig, RMTrainConfig
 from .data import MixData, prepare_mix, tokenized
@@ -93,20 +93,7 @@ def reward_config(cfg: RMTrainConfig, out: Path, steps: int, *, evaluates: bool)
         dataloader_num_workers=0, ddp_find_unused_parameters=False, use_cpu=use_cpu(cfg), bf16=cfg.bf16,
         fp16=False,
     )
-    fields = RewardConfig.__dataclass_fields__
-    kwargs["activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"] = (
-        cfg.gradient_checkpointing)
-    unknown = sorted(set(cfg.trl_args) - set(fields))
-    if unknown:
-        raise UserError(f"trl_args: RewardConfig has no field '{unknown[0]}'")
-    kwargs.update(checked_trl_args(RewardConfig, cfg.trl_args))
-    check_report_to(kwargs["report_to"])
-    try:
-        with quiet_third_party():
-            return RewardConfig(**kwargs)
-    except (ValueError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"invalid RewardConfig settings: {first}") from None
+    return trl_config(RewardConfig, kwargs, gradient_checkpointing=cfg.gradient_checkpointing, trl_args=cfg.trl_args)
 
 
 def lora_config(cfg: RMTrainConfig) -> Any:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..core.data import Prompt, extras_of
-from ..core.errors import UserError
+from ..core.errors import UserError, first_line
 from ..core.hf import resolve_device
 from .config import Layout, TrainConfig
 
@@ -82,20 +82,27 @@ def build_trl_config(cfg: TrainConfig, out: Path, steps: int, layout: Layout, *,
     else:
         cls = GRPOConfig
         kwargs["scale_rewards"] = cfg.grpo_scale_rewards
+    return trl_config(cls, kwargs, gradient_checkpointing=cfg.gradient_checkpointing, trl_args=cfg.trl_args)
+
+
+def trl_config(cls: type, kwargs: dict[str, Any], *, gradient_checkpointing: bool, trl_args: dict[str, Any]) -> Any:
+    """`cls(**kwargs)` for a TRL config class (`RLOOConfig`, `GRPOConfig`, `RewardConfig`), with the user's
+    `trl_args` applied last (unknown fields and wrong types refused) and the `report_to` loggers checked; any
+    value TRL or transformers rejects is a `UserError` naming the class."""
     fields = cls.__dataclass_fields__
     # transformers renamed `gradient_checkpointing` to `activation_checkpointing` (5.2x); accept either release
     kwargs["activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"] = (
-        cfg.gradient_checkpointing)
-    unknown = sorted(set(cfg.trl_args) - set(fields))
+        gradient_checkpointing)
+    unknown = sorted(set(trl_args) - set(fields))
     if unknown:
         raise UserError(f"trl_args: {cls.__name__} has no field '{unknown[0]}'")
-    kwargs.update(checked_trl_args(cls, cfg.trl_args))
+    kwargs.update(checked_trl_args(cls, trl_args))
     check_report_to(kwargs["report_to"])
     try:
         with quiet_third_party():
             return cls(**kwargs)
     except (ValueError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise UserError(f"invalid {cls.__name__} settings: {first}") from None
 
 
@@ -165,7 +172,7 @@ def train_dataset(tok: Any, prompts: list[Prompt]):
         return Dataset.from_list(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
         raise UserError(f"train_prompts: the extra columns ({', '.join(extras)}) must each hold values of one type "
-                        f"for TRL's data set ({str(e).strip().splitlines()[0]})") from None
+                        f"for TRL's data set ({first_line(e)})") from None
 
 
 class _EpochSeeded:
