@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..core.blocks import RewardModelConfig
-from ..core.errors import ItemError, UserError
+from ..core.errors import ItemError, UserError, first_line
 
 
 def import_callable(spec: str, what: str) -> Callable[..., Any]:
@@ -97,7 +97,7 @@ class CallableRewardModel:
             try:
                 got = self.fn(prompts=p, completions=c, **kw)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code: its message; --debug: traceback
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else "(no message)"
+                msg = first_line(e, "(no message)")
                 raise ItemError(f"{who} raised {type(e).__name__}: {msg}; {where}", start) from e
             rewards, problem = as_rewards(got, len(p))
             if problem:

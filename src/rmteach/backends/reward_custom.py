@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..core.blocks import RewardModelConfig
-from ..core.errors import ItemError, UserError
+from ..core.errors import ItemError, UserError, first_line
 from .reward_callable import as_rewards, import_callable
 from .reward_hf import Batches
 
@@ -101,7 +101,7 @@ class CustomRewardModel:
         try:
             self.scorer = builder(path=c.path, device=device, dtype=dtype_name, **c.kwargs)
         except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code: its message; --debug: traceback
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else "(no message)"
+            msg = first_line(e, "(no message)")
             raise UserError(f"{what}: builder {c.builder} raised {type(e).__name__}: {msg}") from e
         if not callable(self.scorer):
             raise UserError(f"{what}: builder {c.builder} returned a {type(self.scorer).__name__}, not a scorer (a "
@@ -131,7 +131,7 @@ class CustomRewardModel:
             except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code: its message; --debug: traceback
                 if self.batches.absorbs(e):
                     raise
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else "(no message)"
+                msg = first_line(e, "(no message)")
                 raise ItemError(f"{self._who} raised {type(e).__name__}: {msg}; {where}", start) from e
             picked, problem = pick(got, output)
             rewards, problem = as_rewards(picked, len(p)) if problem is None else (None, problem)

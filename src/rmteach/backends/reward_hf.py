@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..core.blocks import RewardModelConfig
-from ..core.errors import UserError
+from ..core.errors import UserError, first_line
 from ..core.hf import (check_vocab, format_conversation, from_pretrained, load_tokenizer, load_weights, max_positions,
                        quiet, torch_dtype)
 
@@ -173,7 +173,7 @@ class HFRewardModel:
                                         system_prompt=cfg.system_prompt) for p, c in zip(prompts, completions)]
         except Exception as e:  # noqa: BLE001 - jinja's errors (a template that raises, a bad syntax) are the config's
             which = "chat_template" if cfg.chat_template else "tokenizer's chat template"
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise UserError(f"reward model '{self.name}': its {which} fails ({type(e).__name__}: {first}); set "
                             "chat_template (a Jinja template, or none for plain text)") from e
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 from ..core.blocks import PolicyConfig, SamplingConfig, VLLMOptions
-from ..core.errors import UserError
+from ..core.errors import UserError, first_line
 from ..core.hf import format_prompt
 
 Progress = Callable[[int], None]
@@ -66,7 +66,7 @@ class VLLMSampler:
                            gpu_memory_utilization=opts.gpu_memory_utilization, enforce_eager=opts.enforce_eager,
                            max_model_len=opts.max_model_len)
         except (OSError, ValueError, RuntimeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise UserError(f"vLLM could not load the policy '{policy.path}': {first}") from e
         return cls(llm, sampling)
 
@@ -83,7 +83,7 @@ class VLLMSampler:
         try:
             results = self.llm.generate(requests, params, use_tqdm=False)
         except ValueError as e:  # vLLM's check of a prompt longer than the model's context
-            raise UserError(f"vLLM refused a prompt: {str(e).strip().splitlines()[0]}") from e
+            raise UserError(f"vLLM refused a prompt: {first_line(e)}") from e
         out: list[list[str] | None] = [None] * len(prompts)
         for (i, _), result in zip(mine, results):
             out[i] = [c.text for c in sorted(result.outputs, key=lambda c: c.index)]

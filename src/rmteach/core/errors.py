@@ -29,3 +29,14 @@ class ItemError(UserError):
         err = UserError(self.template.replace("{item}", f"{kind} '{ids[self.index]}'"))
         err.__cause__ = self.__cause__
         return err
+
+
+def first_line(e: BaseException, empty: str | None = None) -> str:
+    """The first line of an exception's message, for a one-line error; `empty` (default: the exception's type
+    name) when it has no message.
+
+    >>> first_line(ValueError("bad value\\nmore detail")), first_line(KeyError()), first_line(OSError(), "(none)")
+    ('bad value', 'KeyError', '(none)')
+    """
+    text = str(e).strip()
+    return text.splitlines()[0] if text else (type(e).__name__ if empty is None else empty)

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ItemError, UserError
+from .errors import ItemError, UserError, first_line
 
 # Any of these makes a local model folder hold a tokenizer (AutoTokenizer invents a 1-token one otherwise).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model",
@@ -92,7 +92,7 @@ def from_pretrained(loader: Any, path: str, what: str, *, check: bool = True, **
     try:
         return loader.from_pretrained(path, **kwargs)
     except Exception as e:  # noqa: BLE001 - see the docstring
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         kind = "" if isinstance(e, (OSError, ValueError)) else f"{type(e).__name__}: "
         raise UserError(f"could not load {what} from '{path}': {kind}{first}") from e
 

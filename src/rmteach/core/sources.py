@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .blocks import DataConfig
-from .errors import UserError
+from .errors import UserError, first_line
 
 Row = dict[str, Any]
 # File suffix -> `datasets` builder. Given as `path`, only these go through load_dataset (others: our JSONL reader).
@@ -100,10 +100,6 @@ def pick_split(ds: Any, split: str | None, what: str, where: str) -> Any:
     return ds[split]
 
 
-def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
 @contextmanager
 def _quiet() -> Iterator[None]:
     """No `datasets` progress bars while a local set loads (rmteach shows its own progress; downloads from the
@@ -125,7 +121,7 @@ def _load_dir(path: Path, what: str) -> Any:
     try:
         return datasets.load_from_disk(str(path))
     except (OSError, ValueError) as e:
-        raise UserError(f"{what} set {path}: a folder, but not a dataset saved with save_to_disk ({_first_line(e)}); "
+        raise UserError(f"{what} set {path}: a folder, but not a dataset saved with save_to_disk ({first_line(e)}); "
                         "point 'path' at a JSONL, JSON, Parquet or CSV file or such a folder (a folder of data "
                         "files: data_files; a downloaded hub dataset: hub)") from None
 
@@ -156,7 +152,7 @@ def _load_files(data_files: Any, what: str, where: str) -> Any:
         with _quiet():
             return datasets.load_dataset(kinds.pop(), data_files=data_files)
     except Exception as e:  # noqa: BLE001 - the files' fault (bad JSON, a corrupt parquet): one line, --debug shows it
-        raise UserError(f"{what} set {where}: could not read it ({_first_line(e)})") from e
+        raise UserError(f"{what} set {where}: could not read it ({first_line(e)})") from e
 
 
 def _load_hub(cfg: DataConfig, what: str) -> Any:
@@ -171,12 +167,12 @@ def _load_hub(cfg: DataConfig, what: str) -> Any:
             return datasets.load_dataset(name, cfg.subset, revision=cfg.revision, data_files=cfg.data_files)
     except ConnectionError as e:
         raise UserError(
-            f"{what} set {cfg.where}: no network / dataset not in the local cache ({_first_line(e)}): download it "
+            f"{what} set {cfg.where}: no network / dataset not in the local cache ({first_line(e)}): download it "
             f"first where the hub is reachable, with `hf download --repo-type dataset {name} --local-dir DIR` (then "
             "hub: DIR), or load it once there with datasets sharing this HF_HOME (then set HF_DATASETS_OFFLINE=1)"
         ) from e
     except DatasetNotFoundError as e:
-        raise UserError(f"{what} set {cfg.where}: {_first_line(e)} (a gated or private set needs `hf auth login`)"
+        raise UserError(f"{what} set {cfg.where}: {first_line(e)} (a gated or private set needs `hf auth login`)"
                         ) from e
     except Exception as e:  # noqa: BLE001 - the set's fault (an unknown subset, bad files): one line
-        raise UserError(f"{what} set {cfg.where}: could not load it ({_first_line(e)})") from e
+        raise UserError(f"{what} set {cfg.where}: could not load it ({first_line(e)})") from e

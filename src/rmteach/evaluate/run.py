@@ -55,13 +55,14 @@ def samples_key(cfg: EvaluateConfig, prompts: list[Prompt], device: str) -> str:
 
 
 def get_samples(
-    cfg: EvaluateConfig, prompts: list[Prompt], device: str, key: str, procs: Processes = Processes()
+    cfg: EvaluateConfig, prompts: list[Prompt], device: str, key: str, procs: Processes | None = None
 ) -> tuple[list[list[str]], bool]:
     """Sample K responses per prompt, or read them from the cache. Returns (responses, from_cache).
 
     An unreadable cache entry is sampled again; a cache that cannot be written is skipped with a warning.
     With several processes each samples its share; the cache is used only when every process can read it.
     """
+    procs = procs or Processes()  # not a default argument: its work tally is this run's own
     path = cache_root(cfg) / "samples" / f"{key}.json"  # key: `samples_key`
     responses = None
     try:
@@ -96,13 +97,14 @@ def get_samples(
 
 def score_one(
     rm_cfg: RewardModelConfig, data: EvalData, device: str, dtype: str, limit: int | None = None,
-    procs: Processes = Processes(),
+    procs: Processes | None = None,
 ) -> RewardTable:
     """Load one RM, score on-policy samples (of the first `limit` prompts) and preference pairs, free it.
 
     Every reward is checked finite. With several processes each scores its share and every process gets the
     whole table.
     """
+    procs = procs or Processes()
     prompts = data.prompts[:limit]
     n_items = len(prompts) * len(data.responses[0]) + (2 * len(data.pairs) if data.pairs else 0)
     rm = load_reward_model(rm_cfg, device=device, dtype=dtype)

@@ -22,7 +22,7 @@ from ..backends.rewards import load_reward_model
 from ..core import io
 from ..core.config import to_plain
 from ..core.data import Prompt, load_prompts
-from ..core.errors import ItemError, UserError
+from ..core.errors import ItemError, UserError, first_line
 from ..core.hf import check_context, cpu_threads, load_causal_lm, quiet, torch_dtype
 from ..core.metrics import Normalization
 from ..core.progress import console, progress_bar
@@ -271,7 +271,7 @@ def _train(s: _Start, m: _Loaded) -> dict[str, Any]:
 
 def _fail(e: Exception, trainer: Any, out: Path, run_info: dict[str, Any], is_main: bool) -> None:
     """Record a stopped run in run.json and point at the last good checkpoint; diverged sampling -> TrainingStopped."""
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    msg = first_line(e)
     if isinstance(e, RuntimeError):
         if "probability tensor contains" not in msg:
             return  # a bug or an environment failure: keep the traceback
