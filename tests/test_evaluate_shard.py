@@ -75,6 +75,26 @@ def test_two_processes_write_what_one_writes_each_doing_only_its_share(tiny, tmp
     again = _run(_accelerate("evaluate", "-c", str(cfg), "-o", str(tmp_path / "again")), _env(tmp_path / "cache1"))
     assert "using cached samples" in again.stderr and "using cached scores of rm_llama" in again.stderr
     assert (tmp_path / "again" / "report.json").read_bytes() == (one / "report.json").read_bytes()
+    # Bad input in a sharded run: every process says it in one line of its own and exits 2, nothing aborts.
+    other = yaml.safe_load(cfg.read_text())
+    other["sampling"]["seed"] += 1
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
+    r = subprocess.run(_accelerate("evaluate", "-c", str(tmp_path / "other.yaml"), "-o", str(two)),
+                       env=_env(tmp_path / "cache1"),
+                       capture_output=True, text=True, timeout=300)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("rmteach evaluate: error:")]
+    assert r.returncode != 0 and len(errors) == 2 and "already holds a different" in errors[0], r.stderr
+    assert "terminate called" not in r.stderr and "exitcode  : 2" in r.stderr, r.stderr
+
+
+def test_a_process_of_a_sharded_run_exits_with_its_code_after_running_exit_handlers(tmp_path):
+    # `_exit_now` skips interpreter finalization (where gloo's threads abort) but not exit handlers or output.
+    marker = tmp_path / "handler_ran"
+    code = ("import atexit, pathlib, sys; from rmteach.cli import _exit_now; "
+            f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes'); "
+            "sys.stdout.write('unflushed'); _exit_now(3)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout, marker.read_text()) == (3, "unflushed", "yes")
 
 
 def test_a_run_killed_mid_scoring_resumes_without_rescoring_finished_rms(tiny, tmp_path):

@@ -9,6 +9,7 @@ prints the traceback of a bad-input error too, with the exception of the user's 
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import os
 import sys
@@ -181,34 +182,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else int(e.code is not None)
     debug = args.debug or os.environ.get("RMTEACH_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
     try:
-        return _run(args)
+        code = _run(args)
     except UserError as e:
         if debug:
             traceback.print_exception(e)  # chained: the user's own exception (a reward function's) first
         message = " ".join(str(e).splitlines())  # one line, whatever the message holds
-        print(f"rmteach {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        sys.stderr.write(f"rmteach {args.command}: error: {message}\n")  # one write: processes share the stream
+        code = 2
     except KeyboardInterrupt:
         print(f"rmteach {args.command}: interrupted", file=sys.stderr)
-        return 130
+        code = 130
     finally:
-        _end_process_group()
+        ended = _end_process_group()
+    if ended:
+        _exit_now(code)
+    return code
 
 
-def _end_process_group() -> None:
+def _end_process_group() -> bool:
     """Tear down the process group of an `accelerate launch` run while the interpreter is still whole.
 
-    Gloo frees a finished collective's tensors on its own worker thread, which must take the GIL to do so. Left
-    to interpreter exit (the last collective, TRL's end-of-training `store_flos` all_gather, comes a few ms
-    before it), that thread can ask for the GIL after finalization began: CPython then ends the thread inside a
-    C++ destructor and the process aborts ("terminate called without an active exception", SIGABRT). Freeing the
-    trainer (a reference cycle that holds the group) and then destroying the group joins those threads first.
+    Returns whether there was one. Gloo frees a finished collective's tensors on its own worker thread, which
+    must take the GIL to do so; a thread that asks for it after interpreter finalization began is ended inside
+    a C++ destructor and the process aborts ("terminate called without an active exception", SIGABRT).
+    Freeing the trainer (a reference cycle that holds the group, e.g. TRL's DDP model) and destroying the
+    group joins those threads first, when nothing else holds the group.
     """
     dist = sys.modules.get("torch.distributed")
     if dist is None or not dist.is_available() or not dist.is_initialized():
-        return
-    gc.collect()  # the trainer's DDP model holds the group; only then does destroying it join gloo's threads
+        return False
+    gc.collect()
     dist.destroy_process_group()
+    return True
+
+
+def _exit_now(code: int) -> None:
+    """End a process of a multi-process run without interpreter finalization.
+
+    Something else may still hold the destroyed group: importing transformers with a group initialized imports
+    `torch.distributed.nn.functional`, whose default arguments keep `group.WORLD` (10 references, measured),
+    so the group's gloo threads outlive `destroy_process_group` and are joined only when finalization clears
+    the modules: the abort above (one CI run in a few hundred launches). Exit handlers still run (logging
+    flushes, TensorBoard writers close); the streams are flushed; then the process ends with `code`.
+    """
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more can be said on it
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
