@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,3 +105,15 @@ def test_processes_scoring_their_shares_give_one_process_scores_bit_for_bit(tiny
             assert sizes == [sum(batches[r::world]) for r in range(world)]
     finally:
         rm.close()
+
+
+def test_a_callable_failing_on_a_conversation_names_its_text(monkeypatch):
+    # The message shows the prompt's text (`prompt_text`: the transcript), not the repr of a list of messages.
+    from rmteach.core.errors import ItemError
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    rm = load_reward_model(RewardModelConfig(name="j", callable="rm_fns:raises"))
+    convo = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    with pytest.raises(ItemError) as e:
+        rm.score([convo], ["Hello"])
+    assert "('System: Be brief.\\n\\nUser: Hi')" in str(e.value) and "{'role'" not in str(e.value)

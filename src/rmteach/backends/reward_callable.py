@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..core.blocks import RewardModelConfig
+from ..core.chat import prompt_text
 from ..core.errors import ItemError, UserError, first_line
 
 
@@ -93,7 +94,7 @@ class CallableRewardModel:
         for start in range(0, len(prompts), bs):
             p, c = list(prompts[start : start + bs]), list(completions[start : start + bs])
             kw = {k: list(v[start : start + bs]) for k, v in (extras or {}).items()}
-            where = f"on the call with {len(p)} completions starting at {{item}} ({p[0][:40]!r})"
+            where = f"on the call with {len(p)} completions starting at {{item}} ({prompt_text(p[0])[:40]!r})"
             try:
                 got = self.fn(prompts=p, completions=c, **kw)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code: its message; --debug: traceback

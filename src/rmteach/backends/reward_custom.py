@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..core.blocks import RewardModelConfig
+from ..core.chat import prompt_text
 from ..core.errors import ItemError, UserError, first_line
 from .reward_callable import as_rewards, import_callable
 from .reward_hf import Batches
@@ -80,13 +81,6 @@ def pick(got: Any, output: Output) -> tuple[Any, str | None]:
     return got, None
 
 
-def _shown(prompt: Any) -> str:
-    """A prompt's text for a message: a string, or a conversation's last message."""
-    if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[-1], Mapping):
-        prompt = prompt[-1].get("content", "")
-    return str(prompt)[:40]
-
-
 class CustomRewardModel:
     """A scorer made by the config's builder, called on batches of pairs; see the module's docstring."""
 
@@ -125,7 +119,7 @@ class CustomRewardModel:
             start, stop = idx[0], idx[-1] + 1
             p, c = list(prompts[start:stop]), list(completions[start:stop])
             kw = {k: list(v[start:stop]) for k, v in (extras or {}).items()}
-            where = f"on the call with {len(p)} completions starting at {{item}} ({_shown(p[0])!r})"
+            where = f"on the call with {len(p)} completions starting at {{item}} ({prompt_text(p[0])[:40]!r})"
             try:
                 got = self.scorer(prompts=p, completions=c, **kw)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code: its message; --debug: traceback
@@ -149,14 +143,10 @@ class CustomRewardModel:
         return out
 
     def close(self) -> None:
-        import gc
-        import sys
+        from accelerate.utils.memory import clear_device_cache
 
         close = getattr(self.scorer, "close", None)
         if callable(close):
             close()
         del self.scorer
-        gc.collect()
-        torch = sys.modules.get("torch")
-        if torch is not None and torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        clear_device_cache(garbage_collection=True)

@@ -230,9 +230,7 @@ class HFRewardModel:
                             f"(on the {self.cfg.truncation_side})", soft_wrap=True)
 
     def close(self) -> None:
-        import gc
+        from accelerate.utils.memory import clear_device_cache
 
         del self.model
-        gc.collect()
-        if self._torch.cuda.is_available():
-            self._torch.cuda.empty_cache()
+        clear_device_cache(garbage_collection=True)

@@ -186,6 +186,25 @@ def share_items(rm: RewardModel, prompts: Sequence[Any], completions: Sequence[s
     return np.sort(np.concatenate(mine)) if mine else np.zeros(0, dtype=np.int64)
 
 
+def flatten_grid(
+    prompts: Sequence[Any], responses: Sequence[Sequence[str]], ids: Sequence[str] | None = None,
+    extras: Mapping[str, Sequence[Any]] | None = None,
+) -> tuple[list[Any], list[str], list[str] | None, dict[str, list[Any]]]:
+    """The (prompt, response) pairs of K responses per prompt, prompt by prompt: (prompts, responses, ids, extras),
+    each of length n * K (extras: {column: values}); a prompt's id and extra values repeat for its K responses.
+
+    >>> flatten_grid(["a", "b"], [["x", "y"], ["z", "w"]], ["0", "1"], {"ref": [1, 2]})
+    (['a', 'a', 'b', 'b'], ['x', 'y', 'z', 'w'], ['0', '0', '1', '1'], {'ref': [1, 1, 2, 2]})
+    """
+    k = len(responses[0]) if len(responses) else 0
+
+    def each(values: Sequence[Any]) -> list[Any]:
+        return [v for v in values for _ in range(k)]
+
+    return (each(prompts), [r for row in responses for r in row], each(ids) if ids is not None else None,
+            {c: each(vals) for c, vals in (extras or {}).items()})
+
+
 def score_grid(
     rm: RewardModel, prompts: Sequence[Any], responses: Sequence[Sequence[str]], *,
     ids: Sequence[str] | None = None, progress: Progress | None = None, share: Share = (0, 1),
@@ -208,10 +227,7 @@ def score_grid(
         first prompt of a call that failed (a callable that raised or returned something else than numbers).
     """
     k = len(responses[0]) if len(responses) else 0
-    flat_p = [p for p in prompts for _ in range(k)]  # (n * K,), prompt by prompt
-    flat_r = [r for row in responses for r in row]
-    flat_ids = [i for i in ids for _ in range(k)] if ids is not None else None
-    flat_x = {c: [v for v in vals for _ in range(k)] for c, vals in (extras or {}).items()}  # (n * K,) per column
+    flat_p, flat_r, flat_ids, flat_x = flatten_grid(prompts, responses, ids, extras)  # (n * K,) each
     mine = share_items(rm, flat_p, flat_r, share)
     if share[1] > 1:
         flat_p, flat_r = [flat_p[i] for i in mine], [flat_r[i] for i in mine]

@@ -61,8 +61,10 @@ class HFSampler:
         return generate_responses(self.model, self.tok, prompts, settings, progress=progress, share=share)
 
     def close(self) -> None:
+        from accelerate.utils.memory import clear_device_cache
+
         del self.model
-        _free()
+        clear_device_cache(garbage_collection=True)  # gc, then the GPU's cached blocks back to the driver
 
 
 def _vllm(policy: PolicyConfig, sampling: SamplingConfig, *, device: str, dtype: str) -> Sampler:
@@ -183,13 +185,3 @@ def generate_responses(
     finally:
         tok.padding_side = padding_side
     return out
-
-
-def _free() -> None:
-    import gc
-
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

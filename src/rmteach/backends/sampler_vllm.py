@@ -92,11 +92,7 @@ class VLLMSampler:
         return out
 
     def close(self) -> None:
-        import gc
-
-        import torch
+        from accelerate.utils.memory import clear_device_cache
 
         del self.llm
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        clear_device_cache(garbage_collection=True)

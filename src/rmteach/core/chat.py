@@ -48,6 +48,15 @@ def as_prompt(msgs: Sequence[Message]) -> PromptInput:
     return [dict(m) for m in msgs]
 
 
+def as_turns(prompt: PromptInput) -> list[Message]:
+    """A prompt as messages: a string is one user turn; a conversation's messages are copied.
+
+    >>> as_turns("Hi")
+    [{'role': 'user', 'content': 'Hi'}]
+    """
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+
+
 def transcript(msgs: Sequence[Message]) -> str:
     """A conversation as plain text: `Role: content` blocks separated by a blank line.
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .blocks import DataConfig
-from .chat import Message, PromptInput, as_prompt, messages, prompt_text, same_turns, split_response
+from .chat import Message, PromptInput, as_prompt, as_turns, messages, prompt_text, same_turns, split_response
 from .errors import UserError
 from .sources import Row, read_rows
 
@@ -130,10 +130,6 @@ def _response(value: Any, col: str, i: int, where: str) -> tuple[list[Message], 
         raise UserError(f"{where}: row {i}: '{col}' is a conversation, but {e}") from None
 
 
-def _as_turns(prompt: PromptInput) -> list[Message]:
-    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-
-
 def _made(prompt: PromptInput) -> tuple[str, tuple[Message, ...] | None]:
     """(text, chat) of a prompt input."""
     return prompt_text(prompt), (None if isinstance(prompt, str) else tuple(prompt))
@@ -168,7 +164,7 @@ def _pair(row: Row, i: int, pid: str, cols: dict[str, str], id_col: str, where: 
     c_turns, chosen = _response(row[cols["chosen"]], cols["chosen"], i, where)
     r_turns, rejected = _response(row[cols["rejected"]], cols["rejected"], i, where)
     if cols["prompt"] in row:
-        base, base_col = _as_turns(_prompt(row[cols["prompt"]], cols["prompt"], i, where)), cols["prompt"]
+        base, base_col = as_turns(_prompt(row[cols["prompt"]], cols["prompt"], i, where)), cols["prompt"]
     elif c_turns or r_turns:
         base, base_col = (c_turns, cols["chosen"]) if c_turns else (r_turns, cols["rejected"])
     else:

@@ -261,10 +261,10 @@ def format_prompt(tokenizer: Any, prompt: str | list[dict[str, str]]) -> str:
     >>> format_prompt(None, [{"role": "user", "content": "Q: 2+2? A:"}])
     'Q: 2+2? A:'
     """
-    from .chat import as_prompt, transcript
+    from .chat import as_prompt, as_turns, transcript
 
     prompt = prompt if isinstance(prompt, str) else as_prompt(prompt)
-    turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    turns = as_turns(prompt)
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
     return prompt if isinstance(prompt, str) else transcript(turns) + "\n\nAssistant:"
@@ -294,10 +294,10 @@ def format_conversation(tokenizer: Any, prompt: str | list[dict[str, str]], resp
     >>> format_conversation(None, [{"role": "system", "content": "Hush."}, {"role": "user", "content": "Hi"}], " Yo")
     'System: Hush.\\n\\nUser: Hi\\n\\nAssistant: Yo'
     """
-    from .chat import as_prompt
+    from .chat import as_prompt, as_turns
 
     prompt = prompt if isinstance(prompt, str) else as_prompt(prompt)
-    turns = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+    turns = as_turns(prompt)
     if system_prompt is not None:
         rest = turns[1:] if turns and turns[0].get("role") == "system" else turns
         turns = [{"role": "system", "content": system_prompt}, *rest]

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..backends.rewards import flatten_grid
 from ..core.blocks import SamplingConfig
 from ..core.data import Prompt, extras_of
 from .rewards import TRLReward
@@ -53,10 +54,7 @@ def shard(n: int, rank: int, world: int) -> tuple[list[int], int]:
 def flatten(prompts: list[Prompt], responses: list[list[str]]) -> tuple[list[Any], list[str], list[str], dict]:
     """The (prompt, response) pairs of K responses per prompt, prompt by prompt: (inputs, responses, ids, extras),
     each of length n * K (extras: {column: values}), as `TRLReward.score` takes them."""
-    k = len(responses[0]) if responses else 0
-    extras = {c: [v for v in vals for _ in range(k)] for c, vals in extras_of(prompts).items()}
-    return ([p.input for p in prompts for _ in range(k)], [r for row in responses for r in row],
-            [p.id for p in prompts for _ in range(k)], extras)
+    return flatten_grid([p.input for p in prompts], responses, [p.id for p in prompts], extras_of(prompts))
 
 
 @dataclass

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..core.chat import as_turns
 from ..core.data import Prompt, extras_of
 from ..core.errors import UserError, first_line
 from ..core.hf import resolve_device
@@ -164,8 +165,7 @@ def train_dataset(tok: Any, prompts: list[Prompt]):
     extras = extras_of(prompts)  # {column: one value per prompt}
     rows = []
     for i, p in enumerate(prompts):
-        turns = [{"role": "user", "content": p.text}] if p.chat is None else p.input
-        rows.append({"prompt": turns if chat else format_prompt(tok, p.input), TEXT_COLUMN: p.text,
+        rows.append({"prompt": as_turns(p.input) if chat else format_prompt(tok, p.input), TEXT_COLUMN: p.text,
                      CHAT_COLUMN: None if p.chat is None else p.input, ID_COLUMN: p.id,
                      **{c: vals[i] for c, vals in extras.items()}})
     try:
