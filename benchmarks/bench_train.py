@@ -5,12 +5,17 @@ Both sides train the toy world's first policy with the same `RLOOConfig` (built 
 rmteach's own reward adapter `TRLReward`, so the plain side follows any change of the reward-function
 signature). The plain side is a bare `RLOOTrainer` with that one reward function and no logger. The rmteach
 side adds what tracking costs per step: the ground truth scored as a second reward function (weight 0), the
-per-prompt reward variance, the metrics.jsonl callback and TensorBoard. Held-out evaluations (steps 0 and
-last) are timed separately and left out of steps/s. Runs alternate (plain, rmteach, plain, ...) so both see
-the same machine load; the ratio printed last is median rmteach steps/s / median plain steps/s (1.0 = no
-overhead), with the per-pair ratios as its spread.
+per-prompt reward variance, the metrics.jsonl callback and TensorBoard.
 
-    python benchmarks/bench_train.py [--world PATH] [--steps 30] [--repeats 3] [--new 16] [--smoke] [--json PATH]
+Both sides are timed the same way, by a callback (`StepClock`) that reads the clocks when each step begins:
+steps/s over steps 1..N-1 (from the start of step 1 to the start of step N), so each step's logging and
+tracking is counted, and the held-out evaluations (before step 1, after step N) are not. Wall time is what
+the user waits; process CPU time is what the run costs, and is far less moved by other processes on a
+shared machine. Runs alternate (plain, rmteach, plain, ...) so both see the same machine load; the ratio
+printed last is median rmteach steps/s / median plain steps/s (1.0 = no overhead), with the per-pair ratios
+(each rmteach run against the plain run just before it) as its spread.
+
+    python benchmarks/bench_train.py [--world PATH] [--steps 100] [--repeats 5] [--new 16] [--smoke] [--json PATH]
 """
 
 from __future__ import annotations
@@ -21,8 +26,45 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
+
+from transformers import TrainerCallback
 
 from benchlib import add_options, run, save, toy_world
+
+
+class StepClock(TrainerCallback):
+    """Wall and process CPU time at the start of each optimizer step."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.wall.append(time.perf_counter())
+        self.cpu.append(time.process_time())
+
+    def rates(self, steps: int) -> tuple[float, float]:
+        """(steps per wall second, steps per CPU second) over steps 1..N-1."""
+        if len(self.wall) != steps or steps < 2:  # a bug: the clock missed steps (or was never attached)
+            raise RuntimeError(f"the step clock saw {len(self.wall)} step starts, expected {steps}")
+        return (steps - 1) / (self.wall[-1] - self.wall[0]), (steps - 1) / (self.cpu[-1] - self.cpu[0])
+
+
+def clocked(make_trainer_class, clock: StepClock):
+    """`rmteach.train.trainer.trainer_class`, its trainers carrying `clock`."""
+
+    def trainer_class(algorithm: str) -> type:
+        base = make_trainer_class(algorithm)
+
+        class Clocked(base):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                self.add_callback(clock)
+
+        return Clocked
+
+    return trainer_class
 
 
 def make_config(world: Path, args: argparse.Namespace):
@@ -45,8 +87,8 @@ def make_config(world: Path, args: argparse.Namespace):
     })
 
 
-def plain_trl(cfg, out: Path, norm) -> float:
-    """A bare TRL RLOOTrainer with the proxy reward only; returns the seconds of `trainer.train()`."""
+def plain_trl(cfg, out: Path, norm) -> tuple[float, float]:
+    """A bare TRL RLOOTrainer with the proxy reward only; returns (steps per wall second, per CPU second)."""
     import torch
     from transformers.trainer_callback import PrinterCallback
 
@@ -60,25 +102,35 @@ def plain_trl(cfg, out: Path, norm) -> float:
     args = build_trl_config(plain_cfg, out, cfg.steps, plain_cfg.layout(1), use_cpu=True)
     proxy = TRLReward(load_reward_model(cfg.reward_model, device="cpu", dtype=cfg.dtype), PROXY_NAME, norm)
     model, tok = load_causal_lm(cfg.policy.path, "policy", padding_side="left", dtype=torch.float32, device="cpu")
+    clock = StepClock()
     with quiet_third_party():
-        trainer = trainer_class(cfg.algorithm)(model=model, reward_funcs=[proxy], args=args,
-                                               train_dataset=train_dataset(tok, load_prompts(cfg.train_prompts)),
-                                               processing_class=tok)
+        trainer = clocked(trainer_class, clock)(cfg.algorithm)(
+            model=model, reward_funcs=[proxy], args=args, train_dataset=train_dataset(tok, load_prompts(cfg.train_prompts)),
+            processing_class=tok)
         trainer.remove_callback(PrinterCallback)
-        t = time.perf_counter()
         trainer.train()
-        return time.perf_counter() - t
+    return clock.rates(cfg.steps)
+
+
+def rmteach_train(cfg, out: Path) -> tuple[float, float, float]:
+    """`rmteach train` as the user runs it; returns (steps per wall second, per CPU second, eval seconds)."""
+    import rmteach.train.run as train_run
+
+    clock = StepClock()
+    with mock.patch.object(train_run, "trainer_class", clocked(train_run.trainer_class, clock)):
+        s = train_run.run_train(cfg, out, overwrite=True)
+    return (*clock.rates(cfg.steps), s["timings"]["eval_seconds"])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--repeats", type=int, default=3, help="alternating (plain, rmteach) pairs")
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=5, help="alternating (plain, rmteach) pairs")
     ap.add_argument("--new", type=int, default=16, help="max new tokens")
     add_options(ap)
     args = ap.parse_args()
     if args.smoke:
-        args.steps, args.repeats = 2, 1
+        args.steps, args.repeats = 3, 1
 
     import torch
 
@@ -94,28 +146,32 @@ def main() -> None:
         run_train(cfg, root / "warmup", overwrite=True)  # imports and first-call costs, for neither side
         n = json.loads((root / "warmup" / "run.json").read_text())["normalization"]
         norm = Normalization(mean=n["mean"], std=n["std"])
-        plain, tracked, evals = [], [], []
+        runs: dict[str, list[float]] = {k: [] for k in ("plain_wall", "plain_cpu", "rmteach_wall", "rmteach_cpu",
+                                                          "rmteach_eval_seconds")}
         for r in range(args.repeats):
-            plain.append(args.steps / plain_trl(cfg, root / f"plain{r}", norm))
-            s = run_train(cfg, root / f"rmteach{r}", overwrite=True)
-            tracked.append(s["timings"]["steps_per_second"])
-            evals.append(s["timings"]["eval_seconds"])
-    p, q = statistics.median(plain), statistics.median(tracked)
-    pairs = [t / b for t, b in zip(tracked, plain)]  # (repeats,): each rmteach run against the plain run before it
+            for key, x in zip(("plain_wall", "plain_cpu"), plain_trl(cfg, root / f"plain{r}", norm)):
+                runs[key].append(x)
+            for key, x in zip(("rmteach_wall", "rmteach_cpu", "rmteach_eval_seconds"),
+                              rmteach_train(cfg, root / f"rmteach{r}")):
+                runs[key].append(x)
     sizes = {"policy": str(Path(cfg.policy.path).name), "reward_model": cfg.reward_model.name,
              "ground_truth": cfg.ground_truth.name, "steps": args.steps, "repeats": args.repeats,
              "prompts_per_step": cfg.prompts_per_step, "samples_per_prompt": cfg.samples_per_prompt,
              "max_new_tokens": args.new, "smoke": args.smoke}
-    print(json.dumps({**sizes, "plain_trl_steps_per_s": [round(x, 2) for x in plain],
-                      "rmteach_steps_per_s": [round(x, 2) for x in tracked],
-                      "rmteach_eval_seconds_(steps_0_and_last)": [round(x, 2) for x in evals]}, indent=1))
-    print(f"rmteach/plain steps/s ratio: {q / p:.3f}  (overhead {100 * (1 - q / p):.1f} %; "
-          f"per-pair ratios {min(pairs):.3f}..{max(pairs):.3f})")
-    save(args.json, "train",
-         {"ratio": q / p, "pair_ratio_min": min(pairs), "pair_ratio_max": max(pairs),
-          "plain_steps_per_s": p, "rmteach_steps_per_s": q},
-         sizes, runs={"plain_steps_per_s": plain, "rmteach_steps_per_s": tracked, "rmteach_eval_seconds": evals},
-         overhead_percent=100 * (1 - q / p))
+    print(json.dumps({**sizes, **{f"{k}_steps_per_s": [round(x, 2) for x in v] for k, v in runs.items()
+                                  if k != "rmteach_eval_seconds"}}, indent=1))
+    figures = {}
+    for clock in ("wall", "cpu"):
+        plain, tracked = runs[f"plain_{clock}"], runs[f"rmteach_{clock}"]
+        p, q = statistics.median(plain), statistics.median(tracked)
+        pairs = [t / b for t, b in zip(tracked, plain)]  # (repeats,)
+        figures.update({f"{clock}_ratio": q / p, f"{clock}_pair_ratio_min": min(pairs),
+                        f"{clock}_pair_ratio_max": max(pairs), f"{clock}_plain_steps_per_s": p,
+                        f"{clock}_rmteach_steps_per_s": q})
+        print(f"rmteach/plain steps/s ratio ({clock} time): {q / p:.3f}  (overhead {100 * (1 - q / p):.1f} %; "
+              f"per-pair ratios {min(pairs):.3f}..{max(pairs):.3f}, median {statistics.median(pairs):.3f})")
+    save(args.json, "train", figures, sizes, runs=runs,
+         overhead_percent={c: 100 * (1 - figures[f"{c}_ratio"]) for c in ("wall", "cpu")})
 
 
 if __name__ == "__main__":
