@@ -1,11 +1,11 @@
 """Steps per second of the vectorized tabular gradient flow against a per-prompt Python loop of the same math.
 
-    PYTHONPATH=src python benchmarks/bench_theory.py [--prompts 100] [--outputs 1000] [--steps 10000]
+    python benchmarks/bench_theory.py [--prompts 100] [--outputs 1000] [--steps 10000] [--smoke] [--json PATH]
 
 Both run fixed-step Euler on the exact gradient of E_x E_pi r - lam * KL with the ground-truth reward tracked
 every step, on the same problem; they are checked to land on the same parameters. Pin one core for the
 target "|S|=100, |Y|=1000, 10,000 steps in at most 10 s on one CPU core": `taskset -c 0 python ...`.
-Prints numbers; asserts nothing.
+Prints numbers; asserts nothing. Needs no model, so no toy world.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from benchlib import add_options, run, save  # noqa: E402
 from rmteach.theory import experiments, sim  # noqa: E402
 
 
@@ -51,7 +52,10 @@ def main() -> None:
     ap.add_argument("--loop-steps", type=int, default=200, help="steps of the (slow) loop run")
     ap.add_argument("--lam", type=float, default=0.0, help="KL coefficient")
     ap.add_argument("--dt", type=float, default=1.0, help="fixed time step")
+    add_options(ap, world=False)
     args = ap.parse_args()
+    if args.smoke:
+        args.prompts, args.outputs, args.steps, args.loop_steps = 10, 50, 200, 20
 
     theta_ref, gold = experiments.tabular_instance(args.prompts, args.outputs, seed=0)
     reward = sim.shrink_likely(gold, sim.softmax(theta_ref), alpha=0.5)
@@ -73,7 +77,12 @@ def main() -> None:
     print(f"per-prompt loop: {args.loop_steps} steps in {loop_s:.2f} s = {loop_rate:,.1f} steps/s")
     print(f"speed-up: {vec_rate / loop_rate:.1f}x   same parameters after {args.loop_steps} steps: {same}")
     print(f"final gold reward (vectorized): {flow.gold[-1, 0]:.4f}")
+    sizes = {"prompts": args.prompts, "outputs": args.outputs, "steps": args.steps, "loop_steps": args.loop_steps,
+             "lam": args.lam, "dt": args.dt, "smoke": args.smoke}
+    save(args.json, "theory", {"speedup": vec_rate / loop_rate, "vectorized_steps_per_s": vec_rate,
+                               "loop_steps_per_s": loop_rate, "vectorized_seconds": vec_s}, sizes,
+         same_parameters=bool(same), final_gold_reward=float(flow.gold[-1, 0]))
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
