@@ -1,6 +1,8 @@
 """Build the toy world, time it, print its report card per policy, and optionally probe it with policy gradient.
 
-    python benchmarks/bench_toy.py --out runs/bench_toy [--preset default] [--twice] [--probe]
+    python benchmarks/bench_toy.py [--out runs/bench_toy] [--preset default] [--twice] [--probe] [--smoke] [--json PATH]
+
+Without --out the worlds go to a temporary folder, removed at the end. --smoke builds the tiny preset.
 
 --twice builds a second copy and compares every file byte for byte (determinism). --probe runs a small
 plain-PyTorch RLOO (leave-one-out baseline, rewards normalized by the RM's mean/std over initial-policy
@@ -14,10 +16,14 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+
+from benchlib import add_options, run, save
 
 
 def evaluate_all(root: Path, cache: Path) -> dict[str, dict]:
@@ -34,18 +40,22 @@ def evaluate_all(root: Path, cache: Path) -> dict[str, dict]:
     return out
 
 
-def print_table(cards: dict[str, dict]) -> None:
+def report_card(cards: dict[str, dict]) -> dict[str, dict]:
+    """{rm: {"<policy>_variance", "<policy>_onpolicy_accuracy", ..., "offpolicy_accuracy"}}; prints it as a table."""
     first = next(iter(cards.values()))  # the off-policy set is the same for every policy
-    names = list(first)
     heads = " | ".join(f"{p}: variance | {p}: on-policy acc" for p in cards)
     print(f"| reward model | {heads} | off-policy acc |")
     print("|---|" + "---|---|" * len(cards) + "---|")
-    for n in names:
-        cells = []
+    table = {}
+    for n in first:
+        row = {}
         for p in cards:
-            rm = cards[p][n]
-            cells += [f"{rm['reward_variance']['mean']:.3f}", f"{rm['onpolicy_accuracy']:.3f}"]
-        print(f"| {n} | " + " | ".join(cells) + f" | {first[n]['offpolicy_accuracy']:.3f} |")
+            row[f"{p}_variance"] = cards[p][n]["reward_variance"]["mean"]
+            row[f"{p}_onpolicy_accuracy"] = cards[p][n]["onpolicy_accuracy"]
+        row["offpolicy_accuracy"] = first[n]["offpolicy_accuracy"]
+        table[n] = row
+        print(f"| {n} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
+    return table
 
 
 def compare_trees(a: Path, b: Path) -> list[str]:
@@ -132,7 +142,7 @@ def probe(root: Path, policy: str, rm_cfg: dict, *, steps: int, lr: float, optim
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="runs/bench_toy")
+    ap.add_argument("--out", help="keep the world(s) here (default: a temporary folder, removed at the end)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--preset", default="default")
     ap.add_argument("--twice", action="store_true", help="build a second copy and compare every file")
@@ -141,26 +151,36 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--probe-seeds", type=int, default=1)
+    add_options(ap, world=False)
     args = ap.parse_args()
+    if args.smoke:
+        args.preset, args.steps = "tiny", 20
+    with tempfile.TemporaryDirectory(prefix="rmteach-bench-") if args.out is None else nullcontext(args.out) as out:
+        bench(Path(out), args)
 
+
+def bench(out: Path, args: argparse.Namespace) -> None:
     import torch
 
     from rmteach.toy.build import run_build
 
-    out = Path(args.out)
+    figures, extra = {}, {}
     t0 = time.perf_counter()
     manifest = run_build(out / "world", seed=args.seed, preset=args.preset, overwrite=True)
-    print(f"build ({args.preset}, seed {args.seed}): {time.perf_counter() - t0:.1f} s")
+    figures["build_s"] = time.perf_counter() - t0
+    print(f"build ({args.preset}, seed {args.seed}): {figures['build_s']:.1f} s")
     if args.twice:
         t0 = time.perf_counter()
         run_build(out / "world2", seed=args.seed, preset=args.preset, overwrite=True)
-        diffs = compare_trees(out / "world", out / "world2")
-        print(f"second build: {time.perf_counter() - t0:.1f} s; differing files: {diffs or 'none'}")
+        figures["second_build_s"] = time.perf_counter() - t0
+        extra["differing_files"] = diffs = compare_trees(out / "world", out / "world2")
+        print(f"second build: {figures['second_build_s']:.1f} s; differing files: {diffs or 'none'}")
     t0 = time.perf_counter()
     torch.set_num_threads(1)
     cards = evaluate_all(out / "world", out / "cache")
-    print(f"evaluate both policies: {time.perf_counter() - t0:.1f} s\n")
-    print_table(cards)
+    figures["evaluate_s"] = time.perf_counter() - t0
+    print(f"evaluate both policies: {figures['evaluate_s']:.1f} s\n")
+    extra["report_card"] = report_card(cards)
     if args.probe:
         rms = [rm["config"] for rm in manifest["reward_models"]] + [manifest["ground_truth"]]
         print(f"\nRLOO probe ({args.optim}, lr {args.lr}, {args.steps} steps, 16 prompts x 4 samples, KL 0.05): "
@@ -170,8 +190,12 @@ def main() -> None:
                 curves = [probe(out / "world", p["name"], cfg, steps=args.steps, lr=args.lr, optim=args.optim, seed=s)
                           for s in range(args.probe_seeds)]
                 mean = np.mean(curves, axis=0)
+                extra.setdefault("probe", {})[f"{p['name']}/{cfg['name']}"] = mean.tolist()
                 print(f"{p['name']:8s} {cfg['name']:14s} " + " ".join(f"{x:+.3f}" for x in mean), flush=True)
+    sizes = {"preset": args.preset, "seed": args.seed, "twice": args.twice, "probe": args.probe,
+             "probe_steps": args.steps if args.probe else None, "smoke": args.smoke}
+    save(args.json, "toy", figures, sizes, **extra)
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
