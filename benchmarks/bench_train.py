@@ -13,7 +13,9 @@ tracking is counted, and the held-out evaluations (before step 1, after step N) 
 the user waits; process CPU time is what the run costs, and is far less moved by other processes on a
 shared machine. Runs alternate (plain, rmteach, plain, ...) so both see the same machine load; the ratio
 printed last is median rmteach steps/s / median plain steps/s (1.0 = no overhead), with the per-pair ratios
-(each rmteach run against the plain run just before it) as its spread.
+(each rmteach run against the plain run just before it) as its spread. Both sides sample the same tokens
+(same seed, same policy), so step i is the same work in every run: the `best` ratio sums, step by step, the
+fastest of the repeats on each side, which filters out the moments another process took the core.
 
     python benchmarks/bench_train.py [--world PATH] [--steps 100] [--repeats 5] [--new 16] [--smoke] [--json PATH]
 """
@@ -44,11 +46,11 @@ class StepClock(TrainerCallback):
         self.wall.append(time.perf_counter())
         self.cpu.append(time.process_time())
 
-    def rates(self, steps: int) -> tuple[float, float]:
-        """(steps per wall second, steps per CPU second) over steps 1..N-1."""
+    def durations(self, steps: int) -> dict[str, list[float]]:
+        """{"wall": seconds of steps 1..N-1, "cpu": the same in process CPU seconds}, each (N-1,)."""
         if len(self.wall) != steps or steps < 2:  # a bug: the clock missed steps (or was never attached)
             raise RuntimeError(f"the step clock saw {len(self.wall)} step starts, expected {steps}")
-        return (steps - 1) / (self.wall[-1] - self.wall[0]), (steps - 1) / (self.cpu[-1] - self.cpu[0])
+        return {c: [b - a for a, b in zip(t, t[1:])] for c, t in (("wall", self.wall), ("cpu", self.cpu))}
 
 
 def clocked(make_trainer_class, clock: StepClock):
@@ -87,8 +89,8 @@ def make_config(world: Path, args: argparse.Namespace):
     })
 
 
-def plain_trl(cfg, out: Path, norm) -> tuple[float, float]:
-    """A bare TRL RLOOTrainer with the proxy reward only; returns (steps per wall second, per CPU second)."""
+def plain_trl(cfg, out: Path, norm) -> dict[str, list[float]]:
+    """A bare TRL RLOOTrainer with the proxy reward only; returns its step durations (`StepClock.durations`)."""
     import torch
     from transformers.trainer_callback import PrinterCallback
 
@@ -109,17 +111,17 @@ def plain_trl(cfg, out: Path, norm) -> tuple[float, float]:
             processing_class=tok)
         trainer.remove_callback(PrinterCallback)
         trainer.train()
-    return clock.rates(cfg.steps)
+    return clock.durations(cfg.steps)
 
 
-def rmteach_train(cfg, out: Path) -> tuple[float, float, float]:
-    """`rmteach train` as the user runs it; returns (steps per wall second, per CPU second, eval seconds)."""
+def rmteach_train(cfg, out: Path) -> tuple[dict[str, list[float]], float]:
+    """`rmteach train` as the user runs it; returns its step durations and its evaluations' seconds."""
     import rmteach.train.run as train_run
 
     clock = StepClock()
     with mock.patch.object(train_run, "trainer_class", clocked(train_run.trainer_class, clock)):
         s = train_run.run_train(cfg, out, overwrite=True)
-    return (*clock.rates(cfg.steps), s["timings"]["eval_seconds"])
+    return clock.durations(cfg.steps), s["timings"]["eval_seconds"]
 
 
 def main() -> None:
@@ -146,31 +148,33 @@ def main() -> None:
         run_train(cfg, root / "warmup", overwrite=True)  # imports and first-call costs, for neither side
         n = json.loads((root / "warmup" / "run.json").read_text())["normalization"]
         norm = Normalization(mean=n["mean"], std=n["std"])
-        runs: dict[str, list[float]] = {k: [] for k in ("plain_wall", "plain_cpu", "rmteach_wall", "rmteach_cpu",
-                                                          "rmteach_eval_seconds")}
+        steps: dict[str, list[dict[str, list[float]]]] = {"plain": [], "rmteach": []}  # per side, per run
+        evals = []
         for r in range(args.repeats):
-            for key, x in zip(("plain_wall", "plain_cpu"), plain_trl(cfg, root / f"plain{r}", norm)):
-                runs[key].append(x)
-            for key, x in zip(("rmteach_wall", "rmteach_cpu", "rmteach_eval_seconds"),
-                              rmteach_train(cfg, root / f"rmteach{r}")):
-                runs[key].append(x)
+            steps["plain"].append(plain_trl(cfg, root / f"plain{r}", norm))
+            d, e = rmteach_train(cfg, root / f"rmteach{r}")
+            steps["rmteach"].append(d)
+            evals.append(e)
     sizes = {"policy": str(Path(cfg.policy.path).name), "reward_model": cfg.reward_model.name,
              "ground_truth": cfg.ground_truth.name, "steps": args.steps, "repeats": args.repeats,
              "prompts_per_step": cfg.prompts_per_step, "samples_per_prompt": cfg.samples_per_prompt,
              "max_new_tokens": args.new, "smoke": args.smoke}
-    print(json.dumps({**sizes, **{f"{k}_steps_per_s": [round(x, 2) for x in v] for k, v in runs.items()
-                                  if k != "rmteach_eval_seconds"}}, indent=1))
+    rate = lambda ds: len(ds) / sum(ds)  # noqa: E731 - steps per second of a list of step durations
+    runs = {f"{side}_{c}_steps_per_s": [rate(run[c]) for run in steps[side]] for side in steps for c in ("wall", "cpu")}
+    print(json.dumps({**sizes, **{k: [round(x, 2) for x in v] for k, v in runs.items()}}, indent=1))
     figures = {}
-    for clock in ("wall", "cpu"):
-        plain, tracked = runs[f"plain_{clock}"], runs[f"rmteach_{clock}"]
+    for c in ("wall", "cpu"):
+        plain, tracked = runs[f"plain_{c}_steps_per_s"], runs[f"rmteach_{c}_steps_per_s"]
         p, q = statistics.median(plain), statistics.median(tracked)
         pairs = [t / b for t, b in zip(tracked, plain)]  # (repeats,)
-        figures.update({f"{clock}_ratio": q / p, f"{clock}_pair_ratio_min": min(pairs),
-                        f"{clock}_pair_ratio_max": max(pairs), f"{clock}_plain_steps_per_s": p,
-                        f"{clock}_rmteach_steps_per_s": q})
-        print(f"rmteach/plain steps/s ratio ({clock} time): {q / p:.3f}  (overhead {100 * (1 - q / p):.1f} %; "
-              f"per-pair ratios {min(pairs):.3f}..{max(pairs):.3f}, median {statistics.median(pairs):.3f})")
-    save(args.json, "train", figures, sizes, runs=runs,
+        best = {side: rate([min(ds) for ds in zip(*(run[c] for run in steps[side]))]) for side in steps}
+        figures.update({f"{c}_ratio": q / p, f"{c}_pair_ratio_min": min(pairs), f"{c}_pair_ratio_max": max(pairs),
+                        f"{c}_plain_steps_per_s": p, f"{c}_rmteach_steps_per_s": q,
+                        f"{c}_best_ratio": best["rmteach"] / best["plain"]})
+        print(f"rmteach/plain steps/s ratio ({c} time): {q / p:.3f}  (overhead {100 * (1 - q / p):.1f} %; "
+              f"per-pair ratios {min(pairs):.3f}..{max(pairs):.3f}, median {statistics.median(pairs):.3f}; "
+              f"best-of-{args.repeats} per step: {best['rmteach'] / best['plain']:.3f})")
+    save(args.json, "train", figures, sizes, runs={**runs, "rmteach_eval_seconds": evals},
          overhead_percent={c: 100 * (1 - figures[f"{c}_ratio"]) for c in ("wall", "cpu")})
 
 
