@@ -174,7 +174,7 @@ def main() -> None:
         print(f"rmteach/plain steps/s ratio ({c} time): {q / p:.3f}  (overhead {100 * (1 - q / p):.1f} %; "
               f"per-pair ratios {min(pairs):.3f}..{max(pairs):.3f}, median {statistics.median(pairs):.3f}; "
               f"best-of-{args.repeats} per step: {best['rmteach'] / best['plain']:.3f})")
-    save(args.json, "train", figures, sizes, runs={**runs, "rmteach_eval_seconds": evals},
+    save(args.json, "train", figures, sizes, runs={**runs, "rmteach_eval_seconds": evals}, step_seconds=steps,
          overhead_percent={c: 100 * (1 - figures[f"{c}_ratio"]) for c in ("wall", "cpu")})
 
 
