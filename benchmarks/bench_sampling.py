@@ -2,8 +2,9 @@
 
 Each backend draws K responses per prompt with the same settings through `rmteach.backends.sampler`
 (`sample_responses`: load, sample, free); the time printed is the sampling call alone, after a warm-up call
-on a few prompts (CUDA kernels, vLLM's graphs). vLLM is timed only where it is installed and a GPU is there. Without `--policy` and `--prompts`, the
-toy world's first policy and its eval prompts (`--world`, or the tiny world built in a temp folder).
+on a few prompts (CUDA kernels, vLLM's graphs). vLLM is timed only where it is installed and a GPU is there.
+Without `--policy` and `--prompts`: the toy world's first policy and its eval prompts (`--world`, or the
+tiny world built in a temp folder).
 
     python benchmarks/bench_sampling.py [--world PATH | --policy PATH --prompts PROMPTS.jsonl] \
         [--n 256] [--k 8] [--max-new-tokens 64] [--device cuda] [--dtype auto] [--backends hf vllm] \

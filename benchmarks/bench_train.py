@@ -3,9 +3,10 @@
 Both sides train the toy world's first policy with the same `RLOOConfig` (built by
 `rmteach.train.trainer.build_trl_config`) and the same proxy reward (the world's first RM, normalized, through
 rmteach's own reward adapter `TRLReward`, so the plain side follows any change of the reward-function
-signature). The plain side is a bare `RLOOTrainer` with that one reward function and no logger. The rmteach
-side adds what tracking costs per step: the ground truth scored as a second reward function (weight 0), the
-per-prompt reward variance, the metrics.jsonl callback and TensorBoard.
+signature). The plain side is a bare `RLOOTrainer` with that one reward function and no logger (with
+`--plain-tensorboard`, TensorBoard too, as rmteach logs by default: the ratio is then rmteach's own
+tracking). The rmteach side adds what tracking costs per step: the ground truth scored as a second reward
+function (weight 0), the per-prompt reward variance, the metrics.jsonl callback and TensorBoard.
 
 Both sides are timed the same way, by a callback (`StepClock`) that reads the clocks when each step begins:
 steps/s over steps 1..N-1 (from the start of step 1 to the start of step N), so each step's logging and
@@ -17,7 +18,8 @@ printed last is median rmteach steps/s / median plain steps/s (1.0 = no overhead
 (same seed, same policy), so step i is the same work in every run: the `best` ratio sums, step by step, the
 fastest of the repeats on each side, which filters out the moments another process took the core.
 
-    python benchmarks/bench_train.py [--world PATH] [--steps 100] [--repeats 5] [--new 16] [--smoke] [--json PATH]
+    python benchmarks/bench_train.py [--world PATH] [--steps 100] [--repeats 5] [--new 16]
+        [--plain-tensorboard] [--smoke] [--json PATH]
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def make_config(world: Path, args: argparse.Namespace):
     })
 
 
-def plain_trl(cfg, out: Path, norm) -> dict[str, list[float]]:
+def plain_trl(cfg, out: Path, norm, report_to: list[str]) -> dict[str, list[float]]:
     """A bare TRL RLOOTrainer with the proxy reward only; returns its step durations (`StepClock.durations`)."""
     import torch
     from transformers.trainer_callback import PrinterCallback
@@ -100,15 +102,15 @@ def plain_trl(cfg, out: Path, norm) -> dict[str, list[float]]:
     from rmteach.train.rewards import PROXY_NAME, TRLReward
     from rmteach.train.trainer import build_trl_config, quiet_third_party, train_dataset, trainer_class
 
-    plain_cfg = cfg.model_copy(update={"ground_truth": None, "report_to": []})
+    plain_cfg = cfg.model_copy(update={"ground_truth": None, "report_to": report_to})
     args = build_trl_config(plain_cfg, out, cfg.steps, plain_cfg.layout(1), use_cpu=True)
     proxy = TRLReward(load_reward_model(cfg.reward_model, device="cpu", dtype=cfg.dtype), PROXY_NAME, norm)
     model, tok = load_causal_lm(cfg.policy.path, "policy", padding_side="left", dtype=torch.float32, device="cpu")
     clock = StepClock()
     with quiet_third_party():
         trainer = clocked(trainer_class, clock)(cfg.algorithm)(
-            model=model, reward_funcs=[proxy], args=args, train_dataset=train_dataset(tok, load_prompts(cfg.train_prompts)),
-            processing_class=tok)
+            model=model, reward_funcs=[proxy], args=args,
+            train_dataset=train_dataset(tok, load_prompts(cfg.train_prompts)), processing_class=tok)
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     return clock.durations(cfg.steps)
@@ -129,6 +131,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=5, help="alternating (plain, rmteach) pairs")
     ap.add_argument("--new", type=int, default=16, help="max new tokens")
+    ap.add_argument("--plain-tensorboard", action="store_true", help="the plain side logs to TensorBoard too")
     add_options(ap)
     args = ap.parse_args()
     if args.smoke:
@@ -151,14 +154,15 @@ def main() -> None:
         steps: dict[str, list[dict[str, list[float]]]] = {"plain": [], "rmteach": []}  # per side, per run
         evals = []
         for r in range(args.repeats):
-            steps["plain"].append(plain_trl(cfg, root / f"plain{r}", norm))
+            loggers = ["tensorboard"] if args.plain_tensorboard else []
+            steps["plain"].append(plain_trl(cfg, root / f"plain{r}", norm, loggers))
             d, e = rmteach_train(cfg, root / f"rmteach{r}")
             steps["rmteach"].append(d)
             evals.append(e)
     sizes = {"policy": str(Path(cfg.policy.path).name), "reward_model": cfg.reward_model.name,
              "ground_truth": cfg.ground_truth.name, "steps": args.steps, "repeats": args.repeats,
              "prompts_per_step": cfg.prompts_per_step, "samples_per_prompt": cfg.samples_per_prompt,
-             "max_new_tokens": args.new, "smoke": args.smoke}
+             "max_new_tokens": args.new, "plain_tensorboard": args.plain_tensorboard, "smoke": args.smoke}
     rate = lambda ds: len(ds) / sum(ds)  # noqa: E731 - steps per second of a list of step durations
     runs = {f"{side}_{c}_steps_per_s": [rate(run[c]) for run in steps[side]] for side in steps for c in ("wall", "cpu")}
     print(json.dumps({**sizes, **{k: [round(x, 2) for x in v] for k, v in runs.items()}}, indent=1))

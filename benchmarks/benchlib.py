@@ -28,7 +28,7 @@ def add_options(ap: argparse.ArgumentParser, *, world: bool = True) -> None:
     ap.add_argument("--json", metavar="PATH", help="also write the figures, sizes and machine as JSON here")
     if world:
         ap.add_argument("--world", metavar="PATH",
-                        help="a toy world (`rmteach toy build --out PATH`); default: build the tiny one in a temp folder")
+                        help="a toy world (`rmteach toy build --out PATH`); default: the tiny one, in a temp folder")
 
 
 def fail(message: str) -> None:

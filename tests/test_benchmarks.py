@@ -70,7 +70,8 @@ def test_bench_train(toy, tmp_path):
         assert f[f"{clock}_ratio"] == pytest.approx(f[f"{clock}_rmteach_steps_per_s"] / f[f"{clock}_plain_steps_per_s"])
     assert (data["sizes"]["steps"], data["sizes"]["repeats"]) == (3, 1)
     assert all(len(v) == 1 for v in data["runs"].values())
-    assert data["sizes"]["reward_model"] == json.loads((toy[0] / "manifest.json").read_text())["reward_models"][0]["name"]
+    manifest = json.loads((toy[0] / "manifest.json").read_text())
+    assert data["sizes"]["reward_model"] == manifest["reward_models"][0]["name"]
 
 
 def test_bench_evaluate(toy, tmp_path):
