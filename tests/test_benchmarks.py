@@ -64,12 +64,17 @@ def test_bench_train(toy, tmp_path):
     data = _smoke("bench_train.py", tmp_path, "--world", str(toy[0]))
     for clock in ("wall", "cpu"):
         f = data["figures"]
-        assert {f"{clock}_ratio", f"{clock}_pair_ratio_min", f"{clock}_pair_ratio_max"} <= set(f)
-        # one pair at the smoke size: the ratio is that pair's, and the ratio of the two rates
+        assert {f"{clock}_ratio", f"{clock}_pair_ratio_min", f"{clock}_pair_ratio_max", f"{clock}_best_ratio"} <= set(f)
+        # one pair at the smoke size: the ratio is that pair's (and the best of one run is that run)
         assert f[f"{clock}_pair_ratio_min"] == f[f"{clock}_ratio"] == f[f"{clock}_pair_ratio_max"]
+        assert f[f"{clock}_best_ratio"] == pytest.approx(f[f"{clock}_ratio"])
         assert f[f"{clock}_ratio"] == pytest.approx(f[f"{clock}_rmteach_steps_per_s"] / f[f"{clock}_plain_steps_per_s"])
     assert (data["sizes"]["steps"], data["sizes"]["repeats"]) == (3, 1)
     assert all(len(v) == 1 for v in data["runs"].values())
+    for side in ("plain", "rmteach"):  # steps 1..N-1 of the one run of each side, on both clocks
+        [run] = data["step_seconds"][side]
+        assert len(run["wall"]) == len(run["cpu"]) == 3 - 1
+        assert data["runs"][f"{side}_wall_steps_per_s"][0] == pytest.approx(2 / sum(run["wall"]))
     manifest = json.loads((toy[0] / "manifest.json").read_text())
     assert data["sizes"]["reward_model"] == manifest["reward_models"][0]["name"]
 
