@@ -59,12 +59,14 @@ def main() -> None:
     ap.add_argument("--rms", type=int, default=3)
     ap.add_argument("--max-new-tokens", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, both sides (1: tiny models on a "
+                    "shared machine lose time to more)")
     add_options(ap)
     args = ap.parse_args()
     if args.smoke:
         args.prompts, args.k, args.rms, args.max_new_tokens = 4, 2, 1, 4
     quiet()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     with toy_world(args.world) as world, tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifest = json.loads((world / "manifest.json").read_text())
@@ -85,6 +87,10 @@ def main() -> None:
         })
         # Warm up both paths once (imports, first-call allocations), then time each.
         plain_loop(policy_dir, rm_dirs[:1], prompts[:2], 2, 4, args.batch_size)
+        evaluate(cfg.model_copy(update={
+            "reward_models": cfg.reward_models[:1], "cache_dir": str(root / "warmup"),
+            "prompts": cfg.prompts.model_copy(update={"limit": 2}),
+            "sampling": cfg.sampling.model_copy(update={"samples_per_prompt": 2, "max_new_tokens": 4})}))
         t0 = time.perf_counter()
         evaluate(cfg)
         t_rm = time.perf_counter() - t0
@@ -103,7 +109,7 @@ def main() -> None:
     print(f"speed-up (plain / rmteach):  {t_plain / t_rm:7.2f}x")
     sizes = {"policy": policy_dir.name, "reward_models": [d.name for d in rm_dirs], "prompts": len(prompts),
              "k": args.k, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
-             "smoke": args.smoke}
+             "threads": args.threads, "smoke": args.smoke}
     save(args.json, "evaluate", {"speedup": t_plain / t_rm, "rmteach_s": t_rm, "plain_s": t_plain,
                                  "one_more_rm_s": t_add}, sizes)
 

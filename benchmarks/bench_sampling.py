@@ -52,7 +52,8 @@ def main() -> None:
     ap.add_argument("--prompts", help="a prompt set, JSONL with a prompt column (default: the toy world's eval set)")
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--k", type=int, default=8)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, help="default: 16 on the toy world (its policies read 64 "
+                    "positions), else 64")
     ap.add_argument("--batch-size", type=int, default=32, help="prompts per generate call (hf)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="auto", help="auto: bfloat16 on CUDA, float32 on the CPU")
@@ -63,6 +64,8 @@ def main() -> None:
         fail("give both --policy and --prompts, or neither (the toy world's)")
     if args.policy is not None and args.world is not None:
         fail("--world and --policy/--prompts exclude each other")
+    if args.max_new_tokens is None:
+        args.max_new_tokens = 16 if args.policy is None else 64
     if args.smoke:
         args.n, args.k, args.max_new_tokens = 8, 2, 8
     quiet()
@@ -85,6 +88,8 @@ def main() -> None:
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results[-1].items()}),
                   flush=True)
     timed = [r for r in results if "skipped" not in r]
+    if not timed:
+        fail("no backend could run here (see the lines above)")
     figures = {f"{r['backend']}_{key}": r[key] for r in timed for key in ("samples_per_s", "sample_s", "load_s")}
     sizes = {"policy": args.policy if world is None else "toy:" + Path(args.policy).name, "prompts": len(prompts),
              "k": args.k, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size, "device": device,
