@@ -20,7 +20,8 @@ import torch
 
 from rmteach.evaluate.config import EvaluateConfig
 from rmteach.evaluate.run import evaluate
-from rmteach.core.hf import format_conversation, format_prompt, quiet
+from rmteach.core.hf import quiet
+from rmteach.core.chat import format_conversation, format_prompt
 from rmteach.toy.tiny import build_policy, build_reward_model
 
 WORDS = [f"w{i}" for i in range(40)]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from rmteach.core.blocks import PolicyConfig, SamplingConfig
-from rmteach.core.hf import format_prompt, load_tokenizer
+from rmteach.core.hf import load_tokenizer
+from rmteach.core.chat import format_prompt
 from rmteach.backends.sampler import sample_responses
 
 PROMPTS = ["w1 w2", "w3", "w4 w5 w6 w7", "w0", "w8 w9"]

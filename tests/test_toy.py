@@ -228,7 +228,7 @@ def test_manifest_names_every_part_with_relative_paths(world):
 
     from rmteach.core.data import load_preferences, load_prompts
     from rmteach.core.blocks import DataConfig
-    from rmteach.core.hf import format_prompt
+    from rmteach.core.chat import format_prompt
 
     root, m = world
     assert json.loads((root / "manifest.json").read_text()) == m

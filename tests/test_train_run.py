@@ -224,7 +224,7 @@ def test_two_cpu_processes_under_accelerate_gather_metrics(world, tmp_path):
 
 
 def test_a_checkpoint_cut_off_mid_write_is_not_resumed_from(tmp_path):
-    from rmteach.train.run_dir import last_checkpoint
+    from rmteach.core.run_dir import last_checkpoint
 
     for step, state in ((2, '{"global_step": 2}'), (4, ""), (6, '{"global_st')):
         (tmp_path / f"checkpoint-{step}").mkdir()

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import yaml
 
 from .core import io
-from .core.config import load_config, to_plain, validate
+from .core.config import load_config, non_defaults, to_plain, validate
 from .core.errors import UserError
 from .core.progress import console
 from .evaluate.config import EvaluateConfig
@@ -176,8 +176,8 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, overwrite: bool = Fa
     cfg = demo_config(folder, manifest, quick=quick, seed=seed, seeds=seeds)
     t1 = time.perf_counter()
     study = run_study(cfg, out, overwrite=overwrite, train_fn=train_fn)
-    io.write_text(out / "study.yaml", "# written by rmteach demo; rerun: rmteach study --config study.yaml --out .\n"
-                  + yaml.safe_dump(to_plain(cfg), sort_keys=False))
+    io.write_text(out / "study.yaml", "# written by rmteach demo (settings that differ from the defaults); rerun: "
+                  "rmteach study --config study.yaml --out .\n" + yaml.safe_dump(non_defaults(cfg), sort_keys=False))
     wall = time.perf_counter() - t0
     record = {
         "quick": quick, "seed": seed, "toy_dir": str(folder), "toy_preset": s["preset"], "toy_built": build_s is not None,
