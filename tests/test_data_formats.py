@@ -277,6 +277,7 @@ def _report(out: Path) -> dict:
     return {k: v for k, v in json.loads((out / "report.json").read_text()).items() if k != "config"}
 
 
+@pytest.mark.slow
 def test_conversation_rows_give_the_report_of_plain_rows(tiny, tmp_path, capsys):
     prompts = [json.loads(line) for line in tiny["prompts"].read_text().splitlines()]
     prefs = [json.loads(line) for line in tiny["prefs"].read_text().splitlines()]

@@ -103,6 +103,7 @@ def test_html_page_order_escaping_and_small_studies(tmp_path):
     assert "correlations need at least 3 reward models; this scope has 1" in page
 
 
+@pytest.mark.slow
 def test_write_report_is_deterministic(tmp_path):
     study = make_study()
     paths = study_report.write_report(tmp_path / "one", study)
@@ -127,6 +128,7 @@ def _browser_check():
 @pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("google-chrome") is None
                     and not os.environ.get("CI"),  # .ci/run installs it: in CI a missing browser fails the test
                     reason="no chromium installed (apt-get install chromium)")
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(tmp_path):
     check = _browser_check()
     paths = study_report.write_report(tmp_path, make_study())

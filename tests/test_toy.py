@@ -201,11 +201,9 @@ def test_presets_validate_and_parts_keys():
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> tuple[Path, dict]:
-    from rmteach.toy.build import run_build
-
-    root = tmp_path_factory.mktemp("toy") / "world"
-    return root, run_build(root, seed=0, preset="tiny", workers=1)
+def world(toy_world) -> tuple[Path, dict]:
+    """The tiny preset, built once per test run (conftest's `toy_world`)."""
+    return toy_world
 
 
 def _evaluate(root: Path, config: str, cache: Path):
