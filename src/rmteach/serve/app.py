@@ -22,7 +22,7 @@ import math
 import threading
 import time
 import uuid
-from typing import Annotated, Any, Sequence, Union
+from typing import Annotated, Any, Awaitable, Callable, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -114,54 +114,58 @@ def build_app(rm: RewardModel, name: str | None = None, *, max_body_mb: float = 
         The app, ready for `uvicorn.run(app, host=..., port=...)`.
     """
     from fastapi import FastAPI
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
 
     served, limit = name or rm.name, int(max_body_mb * 10**6)
     lock = threading.Lock()  # one model, one forward at a time
 
-    def forward(prompts: list[str], responses: list[str]) -> list[float]:
-        with lock:
-            return finite_floats(rm.score(prompts, responses), responses)
-
-    async def admitted(request: Request, model: type[BaseModel]) -> Any:
-        """The request's body as `model`, once the key, the size, the JSON and the shape passed."""
-        check_key(request.headers.get("authorization"), api_key)
-        raw = await read_body(request.headers.get("content-length"), request.stream(), limit)
-        return await run_in_threadpool(parse, raw, model)  # CPU work on up to `limit` bytes: off the loop
-
-    async def scored(prompts: list[str], responses: list[str]) -> list[float]:
+    def rewards(prompts: list[str], responses: list[str]) -> list[float]:
+        """The model's finite rewards; a 422 when it cannot score these texts (a callable raised, a NaN)."""
+        if not prompts:
+            return []
         try:
-            return await run_in_threadpool(forward, prompts, responses) if prompts else []
-        except UserError as e:  # the model refused these texts (a callable that raised, a NaN): the client's to read
+            with lock:
+                return finite_floats(rm.score(prompts, responses), responses)
+        except UserError as e:
             raise Refused(422, str(e)) from e
 
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "model": served})
-
-    async def get_reward(request: Request) -> JSONResponse:
-        body = await admitted(request, RewardRequest)
+    def openrlhf(raw: bytes) -> JSONResponse:
+        body = parse(raw, RewardRequest)
         try:
             responses = split_queries(body.query, body.prompts)
         except UserError as e:
             raise Refused(400, str(e)) from None
-        rewards = await scored(body.prompts or [], responses)
-        return JSONResponse({"rewards": rewards, "scores": rewards})
+        got = rewards(body.prompts or [], responses)
+        return JSONResponse({"rewards": got, "scores": got})
 
-    async def score(request: Request) -> JSONResponse:
-        body = await admitted(request, ScoreRequest)
+    def vllm_score(raw: bytes) -> JSONResponse:
+        body = parse(raw, ScoreRequest)
         if body.model is not None and body.model != served:
             raise Refused(404, f"the model '{body.model[:80]}' does not exist (serving '{served}')")
         try:
             prompts, responses = score_pairs(body.text_1, body.text_2)
         except UserError as e:
             raise Refused(400, str(e)) from None
-        rewards = await scored(prompts, responses)
         return JSONResponse({
             "id": f"score-{uuid.uuid4().hex}", "object": "list", "created": int(time.time()), "model": served,
-            "data": [{"index": i, "object": "score", "score": r} for i, r in enumerate(rewards)],
+            "data": [{"index": i, "object": "score", "score": r} for i, r in enumerate(rewards(prompts, responses))],
         })
+
+    def endpoint(answer: Callable[[bytes], JSONResponse]) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """The route of `answer`: key and size checked on the event loop (cheap, before the body is read),
+        then parsing, scoring and the reply's JSON on a worker thread, so the loop keeps answering meanwhile."""
+
+        async def route(request: Request) -> JSONResponse:
+            check_key(request.headers.get("authorization"), api_key)
+            raw = await read_body(request.headers.get("content-length"), request.stream(), limit)
+            return await run_in_threadpool(answer, raw)
+
+        return route
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "model": served})
 
     async def refused(request: Request, e: Exception) -> JSONResponse:
         assert isinstance(e, Refused)
@@ -171,7 +175,7 @@ def build_app(rm: RewardModel, name: str | None = None, *, max_body_mb: float = 
     app = FastAPI(title=f"rmteach serve-rm: {served}", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_exception_handler(Refused, refused)
     app.add_route("/health", health, methods=["GET"])
-    app.add_route("/get_reward", get_reward, methods=["POST"])
+    app.add_route("/get_reward", endpoint(openrlhf), methods=["POST"])
     for path in ("/score", "/v1/score"):
-        app.add_route(path, score, methods=["POST"])
+        app.add_route(path, endpoint(vllm_score), methods=["POST"])
     return app

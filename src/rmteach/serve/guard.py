@@ -8,7 +8,7 @@ hostile or broken client gets a reply under 1 KB whatever it sent. In order:
   3. the JSON (`parse`): strict JSON, as RFC 8259 has it: UTF-8, no NaN or Infinity, no lone surrogate
      escapes (400);
   4. the shape (`parse`): the endpoint's pydantic model; the reply names the field and the first bad item
-     (`query[3]: Input should be a valid string (got int)`), lists stop at their first bad item (422).
+     (`query[3]: Input should be a valid string (got int)`); lists stop at their first bad item (422).
 `parse` is CPU work on a body of up to the limit: the app runs it on a worker thread, off the event loop.
 """
 
@@ -118,12 +118,23 @@ def _item(data: Any, loc: tuple[Any, ...]) -> Any:
 
 
 def explain(e: ValidationError, data: Any) -> str:
-    """One line for a body of the wrong shape: the deepest first error, its item's type, how many errors."""
+    """One line for a body of the wrong shape: the deepest first error, its item's type, the other bad fields."""
     errors = e.errors(include_url=False, include_input=False, include_context=False)
     first = max(errors, key=lambda err: len(err["loc"]))  # in `str | list[str]`, the list branch's item
-    got = type(_item(data, first["loc"])).__name__.replace("NoneType", "null")
-    more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
-    return f"{where(first['loc'])}: {first['msg']} (got {got}){more}"[:300]
+    got = "" if first["type"] == "missing" else f" (got {_kind(_item(data, first['loc']))})"
+    others = sorted({str(err["loc"][0]) for err in errors if err["loc"]} - {str(first["loc"][0])})
+    also = f"; also bad: {', '.join(others)}" if others else ""
+    return f"{where(first['loc'])}: {first['msg']}{got}{also}"[:300]
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's type in JSON's words.
+
+    >>> _kind(None), _kind([1]), _kind({}), _kind(2.5)
+    ('null', 'array', 'object', 'float')
+    """
+    names = {type(None): "null", list: "array", dict: "object"}
+    return names.get(type(value), type(value).__name__)
 
 
 def parse(raw: bytes, model: type[M]) -> M:
@@ -141,8 +152,7 @@ def parse(raw: bytes, model: type[M]) -> M:
         raise Refused(400, f"the body is not JSON: {str(e)[:120]} (JSON is UTF-8 text with no NaN, Infinity or "
                            "lone surrogate escapes)") from None
     if not isinstance(data, dict):
-        raise Refused(422, f"the body is a JSON {type(data).__name__.replace('NoneType', 'null')}; expected an "
-                           "object")
+        raise Refused(422, f"the body is a JSON {_kind(data)}; expected an object")
     try:
         return model.model_validate(data)
     except ValidationError as e:
