@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     overrides += [f"port={args.port}"] if args.port is not None else []
     overrides += [f"max_body_mb={args.max_body_mb}"] if args.max_body_mb is not None else []
     cfg = load_config(ServeConfig, args.config, overrides)
-    key = api_key_from_env(cfg.api_key_env, "serve-rm") if cfg.api_key_env else None
+    key = api_key_from_env(cfg.api_key_env, args.config) if cfg.api_key_env else None
     address = check_listen(cfg.host, cfg.port)
     if key is None and not ipaddress.ip_address(address).is_loopback:
         print(f"warning: serve-rm listens on {cfg.host} (beyond this machine) without an API key: anyone who can "
