@@ -106,10 +106,12 @@ class _Body(BaseModel):
     (b"[1]", RewardRequest, 422, "the body is a JSON array; expected an object"),
     (b"null", RewardRequest, 422, "the body is a JSON null; expected an object"),
     (b'{"query": ["a", 7, 8]}', RewardRequest, 422, "query[1]: Input should be a valid string (got int)"),
-    (b'{"query": ["a"], "prompts": [null]}', RewardRequest, 422, "prompts[0]: Input should be a valid string (got null)"),
+    (b'{"query": ["a"], "prompts": [null]}', RewardRequest, 422,
+     "prompts[0]: Input should be a valid string (got null)"),
     (b'{"prompts": ["a"]}', RewardRequest, 422, "query: Field required"),
     (b'{"prompts": 3}', RewardRequest, 422, "query: Field required; also bad: prompts"),
-    (b'{"text_1": ["a", {}], "text_2": "b"}', ScoreRequest, 422, "text_1[1]: Input should be a valid string (got object)"),
+    (b'{"text_1": ["a", {}], "text_2": "b"}', ScoreRequest, 422,
+     "text_1[1]: Input should be a valid string (got object)"),
     (b'{"text_1": "a", "text_2": 5}', ScoreRequest, 422, "text_2: Input should be a valid string (got int)"),
     (b'{"text_1": [], "text_2": [[]]}', ScoreRequest, 422, "text_2[0]: Input should be a valid string (got array)"),
 ])
@@ -190,7 +192,8 @@ def test_health_answers_within_100_ms_while_20000_texts_are_scored():
     got, waits = {}, []
     with serving(build_app(rm)) as base, httpx.Client(base_url=base, timeout=5) as http:
         http.get("/health")  # one connection, opened before the big request
-        worker = threading.Thread(target=lambda: got.update(r=httpx.post(base + "/get_reward", content=body, timeout=60)))
+        post = lambda: got.update(r=httpx.post(base + "/get_reward", content=body, timeout=60))  # noqa: E731
+        worker = threading.Thread(target=post)
         worker.start()
         deadline = time.monotonic() + 60
         while worker.is_alive() and time.monotonic() < deadline:

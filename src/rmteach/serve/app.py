@@ -8,12 +8,13 @@
     `{"object": "list", "model": ..., "data": [{"index": i, "object": "score", "score": s}, ...]}`.
   - `GET /health`: `{"status": "ok", "model": name}`.
 Rewards are floats written with Python's repr, so they cross the wire exactly. A request passes `guard`'s
-checks first (API key 401, body size 413, strict JSON 400, shape 422; replies under 1 KB that never echo the
-body). Parsing and scoring run on worker threads, never on the event loop, so `/health` answers while a large
-request is parsed and scored; one model runs one forward at a time (a lock), requests are scored one after
-another. A request the model cannot score gets a 422 with the reason: a callable that raised, or a reward that
-is NaN or inf (JSON has no NaN; a `null` in its place would be read as a reward by some clients, so the
-request fails, naming the first such item, and retrying it would give the same answer).
+checks first (API key 401, body size 413, strict JSON 400, shape 422); every refusal is one line under 1 KB,
+quoting at most 40 characters of one text, never the body. Parsing and scoring run on worker threads, never
+on the event loop, so `/health` answers while a large request is parsed and scored; one model runs one
+forward at a time (a lock), requests are scored one after another. A request the model cannot score gets
+a 422 with the reason: a callable that raised, or a reward that is NaN or inf (JSON has no NaN; a `null` in
+its place would be read as a reward by some clients, so the request fails, naming the first such item, and
+retrying it would give the same answer).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ..backends.rewards import RewardModel
 from ..core.errors import UserError
 from .guard import MAX_BODY_MB, Refused, check_key, parse, read_body
 
-Texts = Annotated[list[str], Field(fail_fast=True)]  # a bad item stops validation: one error, not millions
+Texts = Annotated[list[str], Field(fail_fast=True)]  # a bad item stops validation: one error, not millions (pydantic 2.8+)
 
 
 class RewardRequest(BaseModel):

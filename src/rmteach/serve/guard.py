@@ -147,7 +147,7 @@ def parse(raw: bytes, model: type[M]) -> M:
     rmteach.serve.guard.Refused: query[1]: Input should be a valid string (got int)
     """
     try:  # jiter refuses invalid UTF-8 and lone surrogates; allow_inf_nan=False refuses NaN and Infinity
-        data = from_json(raw, allow_inf_nan=False, cache_strings="keys")
+        data = from_json(raw, allow_inf_nan=False)
     except ValueError as e:
         raise Refused(400, f"the body is not JSON: {str(e)[:120]} (JSON is UTF-8 text with no NaN, Infinity or "
                            "lone surrogate escapes)") from None
