@@ -31,7 +31,7 @@ from ..backends.rewards import RewardModel
 from ..core.errors import UserError
 from .guard import MAX_BODY_MB, Refused, check_key, parse, read_body
 
-Texts = Annotated[list[str], Field(fail_fast=True)]  # stop at the first bad item: one error, not millions (pydantic 2.8+)
+Texts = Annotated[list[str], Field(fail_fast=True)]  # stops at the first bad item: one error, not millions (2.8+)
 
 
 class RewardRequest(BaseModel):
