@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.metrics import correlation, correlation_rows
 from .noise import Z_MARGIN, resolved_difference, seed_bootstrap
+from .points import Point
 
 HELD, NOT_HELD, UNDETERMINED = "held", "not held", "undetermined"
 PERFECT_TOLERANCE = 1e-9  # "on-policy accuracy 1" up to rounding
@@ -26,14 +27,14 @@ def _f(x: float | None) -> str:
 
 
 def find_perfect_low_variance(
-    points: Sequence[dict[str, Any]], roles: dict[str, str | None], transformed: set[str]
+    points: Sequence[Point], roles: dict[str, str | None], transformed: set[str]
 ) -> dict[str, str | None]:
     """Per policy, the "perfectly accurate, low-variance" RM: marked with that role in the config, or else
     the first candidate with a transform whose on-policy accuracy is 1 (within `PERFECT_TOLERANCE`)."""
-    def marked(p: dict[str, Any]) -> bool:
+    def marked(p: Point) -> bool:
         return roles.get(p["reward_model"]) == "perfect_low_variance"
 
-    def measured(p: dict[str, Any]) -> bool:
+    def measured(p: Point) -> bool:
         acc = p["predictors"].get("onpolicy_accuracy")
         return p["reward_model"] in transformed and acc is not None and acc >= 1.0 - PERFECT_TOLERANCE
 
@@ -46,7 +47,7 @@ def find_perfect_low_variance(
 
 
 def claim_low_variance_slower(
-    points: Sequence[dict[str, Any]], perfect: dict[str, str | None], outcome: str
+    points: Sequence[Point], perfect: dict[str, str | None], outcome: str
 ) -> dict[str, Any]:
     """Claim (a): per policy, some less accurate RM raises the gold reward faster than the perfect RM.
 
@@ -150,7 +151,7 @@ def claim_variance_beats_offpolicy(corr: dict[str, Any], outcome: str, policies:
     }
 
 
-def claim_best_differs(points: Sequence[dict[str, Any]], ranks: dict[str, Any]) -> dict[str, Any]:
+def claim_best_differs(points: Sequence[Point], ranks: dict[str, Any]) -> dict[str, Any]:
     """Claim (c): the RM that raises the gold reward most is not the same for every policy.
 
     Held when two policies cross, beyond noise: policy A's best RM beats policy B's best by more than two
