@@ -137,9 +137,10 @@ def correlations(
 
     Returns:
         `{"include_ground_truth", "excluded", "min_points", "scopes": {scope: {"reward_models", "n", "note",
-        "table": {predictor: {outcome: {method: {"value", "ci95", "n"}}}}, "noise_ceiling": {outcome:
-        split-half reliability}}}}`; values are None when undefined. The noise ceiling (for `ci_outcomes`) is
-        how well the outcome's RM ranking from half the seeds agrees with the other half's.
+        "table": {predictor: {outcome: {method: {"value", "ci95", "n"}}}}, "reliability": {outcome:
+        `noise.split_half_reliability`}}}}`; values are None when undefined. The reliability (for `ci_outcomes`)
+        is how well the outcome's RM ranking from half the seeds agrees with the other half's, stepped up to all
+        the seeds (Spearman-Brown); its square root bounds what a predictor's Spearman can be expected to reach.
     """
     result: dict[str, Any] = {"include_ground_truth": include_ground_truth, "excluded": list(exclude),
                               "min_points": MIN_POINTS, "scopes": {}}
@@ -163,10 +164,26 @@ def correlations(
                         b = n_resamples if out in ci_outcomes else 0
                         table[pred][out][method] = correlation_with_ci(x, y, method, n_resamples=b, seed=seed)
         label = [p["reward_model"] if scope != "pooled" else f"{p['policy']}/{p['reward_model']}" for p in pts]
-        ceiling = {out: split_half_reliability(seed_matrix(pts, out)) for out in ci_outcomes}
+        reliability = {out: split_half_reliability(seed_matrix(pts, out)) for out in ci_outcomes}
         result["scopes"][scope] = {"reward_models": label, "n": n, "note": note, "table": table,
-                                   "noise_ceiling": ceiling}
+                                   "reliability": reliability}
     return result
+
+
+def contest_scopes(scopes: dict[str, list[Point]], outcome: str) -> dict[str, dict[str, Any]]:
+    """Per scope, what `claims.contest` compares: predictors, (n, n_seeds) outcome values and RM names."""
+    return {scope: {"predictors": predictor_matrix(pts), "values": seed_matrix(pts, outcome),
+                    "reward_models": [p["reward_model"] for p in pts]} for scope, pts in scopes.items()}
+
+
+def describe_set(include_ground_truth: bool, exclude: Sequence[str]) -> str:
+    """The paper's set of RMs in words, for claim (b)'s statement.
+
+    >>> describe_set(False, ["rm_long"])
+    "the candidate RMs, the ground truth's own run not counted, rm_long left out"
+    """
+    gt = "the ground truth's own run counted" if include_ground_truth else "the ground truth's own run not counted"
+    return f"the candidate RMs, {gt}" + (f", {', '.join(exclude)} left out" if exclude else "")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -240,15 +257,15 @@ def analyze(
     ranks = rankings(points, primary_outcome)
     perfect = find_perfect_low_variance(points, roles, transformed)
     policies = list(dict.fromkeys(p["policy"] for p in points))
-    every_rm = scope_points(points, include_ground_truth=True)
-    d_scopes = {pol: {"predictors": predictor_matrix(every_rm[pol]),
-                      "values": seed_matrix(every_rm[pol], primary_outcome),
-                      "reward_models": [p["reward_model"] for p in every_rm[pol]]} for pol in policies}
+    paper_set = contest_scopes(scope_points(points, include_ground_truth, exclude), primary_outcome)
+    every_rm = contest_scopes(scope_points(points, include_ground_truth=True), primary_outcome)
     claims = [
         claim_low_variance_slower(points, perfect, primary_outcome),
-        claim_variance_beats_offpolicy(corr, primary_outcome, policies),
+        claim_variance_beats_offpolicy(paper_set, every_rm, primary_outcome, rm_set=describe_set(
+            include_ground_truth, exclude), n_resamples=n_resamples, seed=seed),
         claim_best_differs(points, ranks),
-        claim_forecast_ranks_best(d_scopes, forecast, primary_outcome, n_resamples=n_resamples, seed=seed),
+        claim_forecast_ranks_best({pol: every_rm[pol] for pol in policies}, forecast, primary_outcome,
+                                  n_resamples=n_resamples, seed=seed),
     ]
     return {"points": points, "correlations": corr, "correlations_all_rms": corr_all, "rankings": ranks,
             "claims": claims}
