@@ -85,6 +85,12 @@ def test_seed_bootstrap_draws_each_points_own_seeds():
     values = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
     boot = seed_bootstrap(values, 500, seed=0)
     assert boot.shape == (500, 2)
-    assert (boot[:, 0] == 0).all() and boot[:, 1].min() >= 1 and boot[:, 1].max() <= 3
+    assert (boot[:, 0] == 0).all()
     assert abs(boot[:, 1].mean() - 2.0) < 0.1  # centred on the mean over seeds
+    # ... and spread like the mean's standard error, std(seeds) / sqrt(3) = 1 / sqrt(3), not the plain
+    # bootstrap's sqrt(2/3) times that.
+    assert boot[:, 1].std() == pytest.approx(1 / np.sqrt(3), rel=0.08)
+    # Each resample is the mean of three of the point's seeds, stretched about the point's mean by sqrt(3/2).
+    plain = np.array([np.mean(c) for c in itertools.product([1.0, 2.0, 3.0], repeat=3)])
+    assert set(np.round(boot[:, 1], 9)) <= set(np.round(2.0 + (plain - 2.0) * np.sqrt(1.5), 9))
     assert np.array_equal(boot, seed_bootstrap(values, 500, seed=0))  # seeded

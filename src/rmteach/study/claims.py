@@ -26,6 +26,9 @@ PERFECT_TOLERANCE = 1e-9  # "on-policy accuracy 1" up to rounding
 # The paper's predictors claim (d) compares the forecast with.
 RIVALS = ("reward_variance", "onpolicy_accuracy", "offpolicy_accuracy", "variance_and_accuracy")
 SURE = 0.95  # bootstrap probability a comparison of correlations needs to count as resolved
+# With 2 seeds each RM's resampled mean takes 3 values, too light-tailed: at 0.95 claim (b) was held in 6.3% of
+# null worlds (tests/test_claims_null.py), at 0.975 in 3.5%.
+SURE_TWO_SEEDS = 0.975
 
 
 def _f(x: float | None) -> str:
@@ -184,7 +187,7 @@ def contest(sc: Mapping[str, Any], champion: str, rivals: Sequence[str], n_resam
 
     Returns:
         `{"status", "spearman": {name: value}, "p_higher": {rival: P(champion's Spearman > rival's)}, "n",
-        "reward_models"}`: held when P >= SURE for every rival, not held when some rival's Spearman is higher
+        "reward_models"}`: held when P >= SURE (SURE_TWO_SEEDS with 2 seeds) for every rival, not held when some rival's Spearman is higher
         that often, else undetermined (with a `reason`, and without what is undefined, when it cannot be judged).
     """
     x, values = sc["predictors"], np.asarray(sc["values"], dtype=np.float64)
@@ -201,9 +204,10 @@ def contest(sc: Mapping[str, Any], champion: str, rivals: Sequence[str], n_resam
     rows = {name: correlation_rows(np.broadcast_to(x[name], boot.shape), boot, "spearman") for name in names}
     p_beats = {name: float(np.mean(rows[champion] > rows[name])) for name in names[1:]}
     p_loses = {name: float(np.mean(rows[champion] < rows[name])) for name in names[1:]}
-    if min(p_beats.values()) >= SURE:
+    sure = SURE if values.shape[1] > 2 else SURE_TWO_SEEDS
+    if min(p_beats.values()) >= sure:
         out["status"] = HELD
-    elif max(p_loses.values()) >= SURE:
+    elif max(p_loses.values()) >= sure:
         out["status"] = NOT_HELD
     return {**out, "p_higher": p_beats}
 

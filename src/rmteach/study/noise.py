@@ -121,6 +121,10 @@ def resolved_difference(a: Sequence[float], b: Sequence[float], *, comparisons: 
 def seed_bootstrap(values: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     """Resampled seed means: each point's seeds drawn with replacement, independently per point.
 
+    A mean over S resampled seeds spreads by sqrt((S - 1) / S) times the standard error of the mean (the plain
+    bootstrap's small-sample bias: 0.82 with 3 seeds), so each resampled mean's distance from the point's mean is
+    stretched by sqrt(S / (S - 1)); without it claim (b) came out held in 5.2% of null worlds with 3 seeds.
+
     Arguments:
         values: (n_points, n_seeds) outcomes.
         n_resamples, seed: the bootstrap's size and seed.
@@ -129,6 +133,9 @@ def seed_bootstrap(values: np.ndarray, n_resamples: int, seed: int) -> np.ndarra
         (n_resamples, n_points) means over the resampled seeds.
     """
     v = np.asarray(values, dtype=np.float64)
+    s = v.shape[1]
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, v.shape[1], size=(n_resamples, v.shape[0], v.shape[1]))  # (B, n_points, n_seeds)
-    return np.take_along_axis(v[None], idx, axis=2).mean(axis=2)
+    idx = rng.integers(0, s, size=(n_resamples, v.shape[0], s))  # (B, n_points, n_seeds)
+    means = np.take_along_axis(v[None], idx, axis=2).mean(axis=2)  # (B, n_points)
+    centre = v.mean(axis=1)  # (n_points,)
+    return centre + (means - centre) * (np.sqrt(s / (s - 1)) if s > 1 else 1.0)
