@@ -111,15 +111,16 @@ def _swapped(rng, n, k):
 
 
 def _contest_rate(n_seeds, which, *, informative=False, signal=1.0, n_studies=400, n=8, seed=0):
-    """Held rate of claim (b) (`which` = "b") or (d); null: the champion and its best rival are equally
-    informative (the same number of swaps away from the true order); `informative`: the champion is the true
-    order and its rivals are two swaps further away."""
+    """(held rate, the old rule's rate) of claim (b) (`which` = "b") or (d). Null: the champion and its best
+    rival are equally informative (the same number of swaps away from the true order); `informative`: the
+    champion is the true order and its rivals are two swaps further away. The old rule: point estimates."""
     rng = np.random.default_rng(seed)
-    held = 0
+    held = old = 0
     for k in range(n_studies):
         v = _outcomes(rng, np.linspace(0.0, 3.0 * signal, n), n_seeds)  # true outcomes 0..3 signal, seed std 0.5..2
         champion = _swapped(rng, n, 0 if informative else 2)
         rival = _swapped(rng, n, 2)
+        champion_name = "reward_variance" if which == "b" else "gold_rate"
         if which == "b":
             x = {"reward_variance": champion, "offpolicy_accuracy": rival}
             e = C.contest({"predictors": x, "values": v, "reward_models": list(range(n))}, "reward_variance",
@@ -130,12 +131,16 @@ def _contest_rate(n_seeds, which, *, informative=False, signal=1.0, n_studies=40
             e = C.contest({"predictors": x, "values": v, "reward_models": list(range(n))}, "gold_rate", C.RIVALS,
                           200, k)
         held += e["status"] == C.HELD
-    return held / n_studies
+        old += all(e["spearman"][champion_name] > r for name, r in e["spearman"].items() if name != champion_name)
+    return held / n_studies, old / n_studies
 
 
 @pytest.mark.parametrize("which", ["b", "d"])
 def test_contested_claims_false_held_rate_with_equally_informative_predictors(which):
-    assert _contest_rate(3, which) <= MAX_FALSE_HELD
+    new, old = _contest_rate(3, which)
+    assert new <= MAX_FALSE_HELD
+    if which == "b":
+        assert old > 0.2  # the old rule (b), point estimates compared: held whenever variance's came out higher
 
 
 @pytest.mark.slow
@@ -143,12 +148,12 @@ def test_contested_claims_false_held_rate_with_equally_informative_predictors(wh
 @pytest.mark.parametrize("n_seeds", [2, 3, 6])
 @pytest.mark.parametrize("signal", [0.3, 3.0])
 def test_contested_claims_false_held_rate_sweep(which, n_seeds, signal):
-    assert _contest_rate(n_seeds, which, signal=signal, n_studies=600, seed=1) <= MAX_FALSE_HELD
+    assert _contest_rate(n_seeds, which, signal=signal, n_studies=600, seed=1)[0] <= MAX_FALSE_HELD
 
 
 @pytest.mark.parametrize("which", ["b", "d"])
 def test_contested_claims_are_held_when_the_champion_is_better(which):
-    assert _contest_rate(6, which, informative=True, signal=10.0, n_studies=100) > 0.5
+    assert _contest_rate(6, which, informative=True, signal=10.0, n_studies=100)[0] > 0.5
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -165,5 +170,7 @@ def test_reliability_tracks_a_predictor_that_knows_the_true_means(n_seeds, sd):
     rel = [split_half_reliability(v) for v in values]
     ceiling = np.mean([r["ceiling"] for r in rel])
     raw = np.mean([r["split_half"] for r in rel])
-    assert abs(ceiling - oracle) <= 0.1  # within 0.1 on average over studies (measured: at most 0.095)
+    # Within 0.1 on average over studies (measured here: the ceiling 0.002 to 0.087 below the true-means
+    # predictor, the most at 6 seeds and sd 1; the uncorrected split-half 0.10 to 0.39 below).
+    assert abs(ceiling - oracle) <= 0.1
     assert raw < oracle - 0.05  # the uncorrected split-half reads well below what a predictor can reach
