@@ -83,8 +83,9 @@ def _ranking(points):
     ranks = {"outcome": "o", "policies": {}, "best": {}}
     for policy in dict.fromkeys(p["policy"] for p in points):
         mine = sorted((p for p in points if p["policy"] == policy), key=lambda p: -p["outcomes"]["o"]["mean"])
-        ranks["policies"][policy] = [{"rank": i + 1, "reward_model": p["reward_model"], "mean": p["outcomes"]["o"]["mean"],
-                                      "std": p["outcomes"]["o"]["std"]} for i, p in enumerate(mine)]
+        ranks["policies"][policy] = [{"rank": i + 1, "reward_model": p["reward_model"],
+                                      "mean": p["outcomes"]["o"]["mean"], "std": p["outcomes"]["o"]["std"]}
+                                     for i, p in enumerate(mine)]
         ranks["best"][policy] = mine[0]["reward_model"]
     return ranks
 

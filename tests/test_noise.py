@@ -21,7 +21,8 @@ def test_split_half_reliability_by_hand():
     assert got["n_splits"] == 3 and got["split_half"] == pytest.approx(np.mean(want))
     assert got["min"] == pytest.approx(min(want)) and got["max"] == pytest.approx(max(want))
     r = np.mean(want)  # equal halves: Spearman-Brown is 2 r / (1 + r)
-    assert got["reliability"] == pytest.approx(2 * r / (1 + r)) and got["ceiling"] == pytest.approx(np.sqrt(2 * r / (1 + r)))
+    assert got["reliability"] == pytest.approx(2 * r / (1 + r))
+    assert got["ceiling"] == pytest.approx(np.sqrt(2 * r / (1 + r)))
     # 3 seeds: 1 vs 2, three splits; 6 seeds: the ten 3-vs-3 splits.
     assert split_half_reliability(values[:, :3])["n_splits"] == 3
     assert split_half_reliability(np.tile(values, 2)[:, :6])["n_splits"] == len(list(itertools.combinations(range(6), 3))) // 2
