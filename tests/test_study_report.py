@@ -51,10 +51,10 @@ def test_describe_outcome():
 def test_correlation_table_puts_the_paper_beside_ours():
     study = make_study()
     header, rows = study_report.correlation_rows(study, "gold_increase@1")
-    assert header[-3:] == ["noise ceiling (split-half Spearman)", "paper Pearson", "paper Spearman"]
+    assert header[-3:] == ["reliability over seeds (sqrt: Spearman ceiling)", "paper Pearson", "paper Spearman"]
     assert len(rows) == (len(analysis.PREDICTORS) - 1) * 3  # p, q, pooled; gradient alignment was not measured
     # 2 seeds whose bump (0.01 * seed) is the same for every RM: the halves rank the RMs identically.
-    assert {r[-3] for r in rows} == {"1.000 (1 splits)"}
+    assert {r[-3] for r in rows} == {"1.000 (sqrt 1.000; 1 splits)"}
     rate = [r for r in rows if r[0] == "forecast: gold_rate"][0]
     assert rate[4].startswith("1.000") and rate[-2:] == ["", ""]  # gold_rate = the rate + 0.1: ranks exactly
     first = rows[0]
