@@ -144,6 +144,7 @@ def _raw_post(base: str, head: str, body: bytes = b"") -> bytes:
     return reply
 
 
+@pytest.mark.slow
 def test_a_50_mb_body_is_refused_in_under_1_s_with_a_reply_under_1_kb():
     junk = b"[" + b"1e999," * (50 * MB // 6)  # not even JSON, as the hostile probe sent
     with serving(build_app(_LengthRM())) as base:
@@ -184,6 +185,7 @@ def test_nan_infinity_and_bad_unicode_are_4xx_on_every_endpoint(raw):
     assert all(len(r.content) < 1024 and set(r.json()) == {"detail"} for r in got)
 
 
+@pytest.mark.slow
 def test_health_answers_within_100_ms_while_20000_texts_are_scored():
     rm = _LengthRM(pause=0.05)  # 40 forwards of 500 pairs: 2 s of scoring
     prompts = [f"Q{i}: " for i in range(20_000)]
