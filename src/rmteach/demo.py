@@ -156,7 +156,7 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, overwrite: bool = Fa
         quick: the small version (tiny world, one seed, fewer steps): a few minutes on a 2-core CPU.
         seed: seed of the toy world, the study's first train seed, and its sampling.
         overwrite: let this demo take an `out` holding a different study.
-        seeds: train seeds per (policy, RM) (default 3, quick 1); more seeds sharpen the noise ceiling and the
+        seeds: train seeds per (policy, RM) (default 3, quick 1); more seeds sharpen the reliability and the
             claims, and a rerun with more seeds (and --overwrite) reuses the runs already finished.
         build, train_fn: the toy builder and the trainer (defaults: `rmteach.toy.build.run_build`,
             `rmteach.train.run.run_train`); tests pass fakes.
