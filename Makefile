@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= runs/demo
 
-.PHONY: setup demo demo-quick test test-fast clean
+.PHONY: setup demo demo-quick test test-all clean
 
 setup: $(STAMP)
 
@@ -25,11 +25,13 @@ demo: $(STAMP)
 demo-quick: $(STAMP)
 	$(BIN)/rmteach demo --quick --out $(OUT)-quick
 
+# The fast tier (about a minute on 2 cores): unit, pure and doctests, one end-to-end run of each command.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
-test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+# Everything (CI runs this): multi-process launches, servers, fuzzing, the browser, benchmarks in smoke mode.
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -n auto
 
 clean:
 	rm -rf $(VENV) runs

@@ -23,7 +23,8 @@ import torch
 from benchlib import add_options, fail, run, save, toy_world
 from rmteach.core.blocks import DataConfig
 from rmteach.core.data import load_prompts
-from rmteach.core.hf import format_conversation, format_prompt, quiet
+from rmteach.core.chat import format_conversation, format_prompt
+from rmteach.core.hf import quiet
 from rmteach.evaluate.config import EvaluateConfig
 from rmteach.evaluate.run import evaluate
 

@@ -73,7 +73,7 @@ def probe(root: Path, policy: str, rm_cfg: dict, *, steps: int, lr: float, optim
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rmteach.core.blocks import RewardModelConfig
-    from rmteach.core.hf import format_prompt
+    from rmteach.core.chat import format_prompt
     from rmteach.backends.rewards import load_reward_model
     from rmteach.toy.task import ground_truth
 

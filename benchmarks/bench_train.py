@@ -99,8 +99,9 @@ def plain_trl(cfg, out: Path, norm, report_to: list[str]) -> dict[str, list[floa
     from rmteach.backends.rewards import load_reward_model
     from rmteach.core.data import load_prompts
     from rmteach.core.hf import load_causal_lm
+    from rmteach.core.trl import quiet_third_party
     from rmteach.train.rewards import PROXY_NAME, TRLReward
-    from rmteach.train.trainer import build_trl_config, quiet_third_party, train_dataset, trainer_class
+    from rmteach.train.trainer import build_trl_config, train_dataset, trainer_class
 
     plain_cfg = cfg.model_copy(update={"ground_truth": None, "report_to": report_to})
     args = build_trl_config(plain_cfg, out, cfg.steps, plain_cfg.layout(1), use_cpu=True)

@@ -1,13 +1,30 @@
-"""Shared fixtures: tiny real HF models and data sets written to disk once per session."""
+"""Shared fixtures: tiny real HF models, data sets and the tiny toy world, written to disk once per run.
+
+Under pytest-xdist (`make test` runs the suite on every core) each worker is a session of its own; the
+session fixtures below are built once for all of them, in a folder the workers share, by whichever worker asks
+first, while the others wait on a file lock.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
 WORDS = [f"w{i}" for i in range(12)]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist the workers already fill the cores: one torch thread each, so that two workers' thread
+    pools do not fight over two cores (the tiny models gain nothing from more threads)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -15,14 +32,43 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """`build(folder)` run once per test run, whichever xdist worker comes first; returns the folder.
+
+    A folder is done only once `build` returned (a `.done` file then marks it), so a worker that died half-way
+    leaves nothing the others take for finished.
+    """
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above each worker's own
+    folder = base / f"shared-{name}"
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / ".done").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            (folder / ".done").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> dict[str, Path]:
     """Tiny policies (GPT-2, Llama), RMs (one with a different tokenizer, one with 2 outputs), data sets."""
     from rmteach.core.hf import quiet
-    from rmteach.toy.tiny import build_policy, build_reward_model
 
     quiet()
-    root = tmp_path_factory.mktemp("tiny")
+    root = built_once(tmp_path_factory, "tiny", _build_tiny)
+    paths = {name: root / name for name in ("policy_gpt2", "policy_llama", "rm_llama", "rm_other_tok", "rm_two_heads")}
+    paths["prompts"] = root / "prompts.jsonl"
+    paths["prefs"] = root / "prefs.jsonl"
+    return paths
+
+
+def _build_tiny(root: Path) -> None:
+    from rmteach.toy.tiny import build_policy, build_reward_model
+
     paths = {
         "policy_gpt2": root / "policy_gpt2",
         "policy_llama": root / "policy_llama",
@@ -43,7 +89,6 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
         root / "prefs.jsonl",
         [{"prompt": WORDS[i], "chosen": f"w1 {WORDS[i]}", "rejected": f"{WORDS[i]} w5 w6"} for i in range(6)],
     )
-    return paths
 
 
 @pytest.fixture(autouse=True)
@@ -57,4 +102,14 @@ def world(tmp_path_factory) -> Path:
     """The train tests' tiny learnable world (see train_world.py), built once."""
     from train_world import build_world
 
-    return build_world(tmp_path_factory.mktemp("train_world"))
+    return built_once(tmp_path_factory, "train_world", build_world)
+
+
+@pytest.fixture(scope="session")
+def toy_world(tmp_path_factory) -> tuple[Path, dict]:
+    """The toy world's `tiny` preset (policies, pairs, the RM zoo, configs), built once: (folder, manifest)."""
+    from rmteach.toy.build import run_build
+
+    folder = built_once(tmp_path_factory, "toy_world", lambda f: run_build(f / "world", seed=0, preset="tiny",
+                                                                          workers=1))
+    return folder / "world", json.loads((folder / "world" / "manifest.json").read_text())

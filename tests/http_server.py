@@ -16,7 +16,9 @@ def serving(app: Any) -> Iterator[str]:
     """Serve an ASGI app with uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL."""
     import uvicorn
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP as uvicorn's own sockets have it: asyncio then sets TCP_NODELAY on each connection;
+    # without, a reply's headers and body wait on each other (Nagle + delayed ACK: 40 ms per keep-alive request).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", http="h11",
                             timeout_graceful_shutdown=2)

@@ -2,13 +2,19 @@
 
 The train block is validated by the real `TrainConfig`; only `run_train` itself is replaced (`fake_train`).
 The fakes are module-level so that worker processes (`jobs: 2`) can import them by name.
+
+`WORLD` checks the plumbing: its seeds shift every RM alike and its gold_rate is 10 x the outcome, so its claims
+cannot fail. `fake_train_null` / `fake_evaluate_null` are a null world with realistic noise, where no claim is
+true: every RM raises the gold reward alike up to seed noise, and the forecast knows nothing.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
+import numpy as np
 
 from rmteach.core import io
 from rmteach.core.config import to_plain, validate
@@ -42,12 +48,33 @@ def gold_increase(policy: str, rm: str, seed: int) -> float:
     return WORLD[(policy, rm)][3] + SEED_BUMP * seed
 
 
+NULL_INCREASE, NULL_SEED_SD = 0.30, 0.05  # the null world: every RM's true gold increase, and its seed std
+
+
+def _draw(*key) -> float:
+    """A standard normal number fixed by `key` (the same in every process)."""
+    return float(np.random.default_rng(zlib.crc32(repr(key).encode())).normal())
+
+
+def null_gold_increase(policy: str, rm: str, seed: int) -> float:
+    return NULL_INCREASE + NULL_SEED_SD * _draw("increase", policy, rm, seed)
+
+
 def fake_train(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> dict:
     """Write metrics.jsonl with a straight gold curve rising by `gold_increase` over the run."""
+    return _train(cfg, out, gold_increase(cfg.policy.display_name, cfg.reward_model.name, cfg.seed), resume, overwrite)
+
+
+def fake_train_null(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> dict:
+    """`fake_train` in the null world: the gold increase is `null_gold_increase`."""
+    inc = null_gold_increase(cfg.policy.display_name, cfg.reward_model.name, cfg.seed)
+    return _train(cfg, out, inc, resume, overwrite)
+
+
+def _train(cfg: TrainConfig, out: Path, inc: float, resume: bool, overwrite: bool) -> dict:
     assert overwrite and not resume
     report = json.loads(Path(cfg.normalization.path).read_text())  # the normalization must be readable
     assert cfg.reward_model.name in [c["name"] for c in report["reward_models"]]
-    inc = gold_increase(cfg.policy.display_name, cfg.reward_model.name, cfg.seed)
     records = []
     for step in range(cfg.steps + 1):
         rec = {"step": step, "proxy_reward": 0.0, "gold_reward": 0.0, "reward_variance": 1.0, "kl": 0.0,
@@ -60,13 +87,16 @@ def fake_train(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool) ->
     return {"final": inc}
 
 
-def fake_evaluate(ecfg, folder: Path) -> dict:
+def fake_evaluate(ecfg, folder: Path, *, null: bool = False) -> dict:
     """A report.json with the WORLD's predictors; normalization (mean i/10, std 1 + i) by RM position; a
-    gold_rate forecast proportional to the RM's true gold increase (a perfect forecast, for claim (d))."""
+    gold_rate forecast proportional to the RM's true gold increase (a perfect forecast, for claim (d)), or
+    with `null` a random one."""
     policy = ecfg.policy.display_name
     cards = []
     for i, rm in enumerate(ecfg.all_reward_models()):
         var, on, off, inc = WORLD[(policy, rm.name)]
+        if null:
+            inc = 1.0 + _draw("forecast", policy, rm.name)
         forecast = {"gold_rate": {"value": 10 * inc, "ci95": [9 * inc, 11 * inc]},  # ranks like the outcome
                     "lookahead": {"value": var * on, "ci95": None}, "best_of_k_gold_lift": {"value": on, "ci95": None},
                     "gradient_alignment": None}
@@ -77,6 +107,11 @@ def fake_evaluate(ecfg, folder: Path) -> dict:
     report = {"schema": "rmteach.evaluate/1", "policy": policy, "reward_models": cards, "config": to_plain(ecfg)}
     io.write_json(folder / "report.json", report)
     return report
+
+
+def fake_evaluate_null(ecfg, folder: Path) -> dict:
+    """`fake_evaluate` in the null world: the WORLD's predictors, a random gold_rate."""
+    return fake_evaluate(ecfg, folder, null=True)
 
 
 def study_dict(**changes) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 
 from rmteach.study import claims as C
 
@@ -76,3 +77,18 @@ def test_claim_d_held_not_held_and_inside_the_noise():
     inside = C.claim_forecast_ranks_best({"p": _d_scope(truth, truth[::-1], noisy)}, "gold_rate", "o",
                                          n_resamples=200, seed=0)
     assert inside["status"] == C.UNDETERMINED
+
+
+def test_claim_a_allows_for_picking_the_fastest_of_several():
+    perfect = _point("p", "perfect", [0.0, 0.1, 0.2], acc=1.0, var=0.05)
+    fast = _point("p", "fast", [0.3, 0.4, 0.5])  # 0.3 ahead; seed std 0.1 each: se 0.0816, Welch df 4
+    se = np.sqrt(2 * 0.01 / 3)
+    alone = C.claim_low_variance_slower([perfect, fast], {"p": "perfect"}, "o")
+    assert alone["status"] == C.HELD  # 0.3 > t_4(0.975) se = 0.227
+    assert abs(alone["evidence"]["p"]["margin"] - stats.t.ppf(0.975, 4) * se) < 1e-9
+    # The same RM picked as the fastest of five (four others as slow as the perfect RM): t_4(0.995) se = 0.376.
+    others = [_point("p", f"slow{i}", [0.0, 0.1, 0.2]) for i in range(4)]
+    picked = C.claim_low_variance_slower([perfect, fast, *others], {"p": "perfect"}, "o")
+    assert picked["status"] == C.UNDETERMINED and picked["evidence"]["p"]["fastest_less_accurate"] == "fast"
+    assert abs(picked["evidence"]["p"]["margin"] - stats.t.ppf(1 - 0.025 / 5, 4) * se) < 1e-9
+    assert picked["evidence"]["p"]["resolved_faster"] == []

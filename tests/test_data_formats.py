@@ -236,7 +236,7 @@ def test_one_user_turn_is_the_same_prompt_as_its_text(tmp_path):
 def test_format_prompt_renders_a_conversation(tiny):
     from transformers import AutoTokenizer
 
-    from rmteach.core.hf import format_prompt
+    from rmteach.core.chat import format_prompt
 
     tok = AutoTokenizer.from_pretrained(tiny["policy_gpt2"])
     ctx = [_u("w1"), _a("w2"), _u("w3")]
@@ -277,6 +277,7 @@ def _report(out: Path) -> dict:
     return {k: v for k, v in json.loads((out / "report.json").read_text()).items() if k != "config"}
 
 
+@pytest.mark.slow
 def test_conversation_rows_give_the_report_of_plain_rows(tiny, tmp_path, capsys):
     prompts = [json.loads(line) for line in tiny["prompts"].read_text().splitlines()]
     prefs = [json.loads(line) for line in tiny["prefs"].read_text().splitlines()]

@@ -74,6 +74,11 @@ def test_demo_builds_the_world_once_and_reruns_nothing(tiny, tmp_path, monkeypat
 
     again = load_config(StudyConfig, out / "study.yaml")
     assert json.loads(json.dumps(to_plain(again))) == json.loads((out / "config.json").read_text())["config"]
+    # ... and lists only what differs from the defaults: no spelled-out nulls, no default the demo did not set
+    written = yaml.safe_load((out / "study.yaml").read_text())
+    assert ": null" not in (out / "study.yaml").read_text()
+    assert "executor" not in written and "submitit" not in written  # the study's defaults, untouched by the demo
+    assert written["reward_models"][0] == {"name": "rm100", "callable": "rm_fns:gold_cubed"}
     # A second demo reuses the world and every run.
     counting = Counting()
     second = demo.run_demo(out, quick=True, seed=3, build=fake_toy_build(tiny, calls), train_fn=counting)

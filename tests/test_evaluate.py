@@ -116,6 +116,7 @@ def test_same_seed_gives_identical_report_and_cache_is_used(evaluated, tiny, tmp
     assert a == (evaluated / "out" / "report.json").read_text()
 
 
+@pytest.mark.slow
 def test_different_seed_changes_samples(tiny, tmp_path, capsys):
     base = yaml.safe_load(write_eval_config(tmp_path / "e.yaml", tiny).read_text())
     base["sampling"]["seed"] = 8
@@ -128,6 +129,7 @@ def test_different_seed_changes_samples(tiny, tmp_path, capsys):
     assert list(resp) != list(pd.read_parquet(tmp_path / "p" / "rewards.parquet").response)
 
 
+@pytest.mark.slow
 def test_set_override_and_llama_policy(tiny, tmp_path, capsys):
     cfg = write_eval_config(tmp_path / "e.yaml", tiny, preferences=None, ground_truth=None)
     code, out, err = run_cli(
@@ -235,6 +237,7 @@ def test_missing_config_and_bad_yaml(tmp_path, capsys):
     assert code == 2 and "not valid YAML" in err
 
 
+@pytest.mark.slow
 def test_one_reward_model_in_memory_at_a_time(tiny, tmp_path, monkeypatch):
     """Each RM's weights are freed before the next one loads (memory must not grow with the RM count)."""
     import gc

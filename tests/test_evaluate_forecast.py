@@ -257,6 +257,7 @@ def test_grpo_group_scaling_changes_the_forecast_and_batch_scaling_does_not(tiny
 # gradient_alignment on the tiny GPT-2 policy
 
 
+@pytest.mark.slow
 def test_gradient_alignment_end_to_end(tiny, tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 

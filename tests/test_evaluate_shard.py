@@ -16,8 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from helpers import write_eval_config
+
+pytestmark = pytest.mark.slow  # multi-process launches: `make test-all`
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

@@ -27,6 +27,8 @@ from helpers import run_cli, write_eval_config
 from study_world import study_dict
 from train_world import config_dict
 
+pytestmark = pytest.mark.slow  # fuzzing: `make test-all`
+
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 NOWHERE = "/nonexistent/rmteach-fuzz"

@@ -132,6 +132,7 @@ def test_alignment_is_linear_in_the_proxy_rewards(world):
     assert set(out["seconds"]) == set(rms) and out["gold_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_batching_and_padding_do_not_change_the_result(world):
     args = (world["model"], world["tok"], PROMPTS, world["responses"], world["gold"], {"proxy": world["proxy"]})
     seen = []

@@ -10,8 +10,11 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "rmteach"
 MODULES = sorted(p for p in SRC.rglob("*.py"))
 # The layers, lowest first: a module may import from its own layer and the ones below, never from above.
-LAYERS = [("core",), ("backends",), ("evaluate", "train", "theory", "toy", "rm", "serve"), ("study",),
+# Within the commands' layer, a package imports no sibling: what two commands share lives in `core` or
+# `backends`. A world builder (`toy`) composes commands' configs, so it sits above them, beside `study`.
+LAYERS = [("core",), ("backends",), ("evaluate", "train", "theory", "rm", "serve"), ("toy", "study"),
           ("demo", "cli", "__main__")]
+COMMANDS = LAYERS[2] + LAYERS[3]  # packages that must not import a sibling of their own layer
 
 
 def _dotted(path: Path) -> str:
@@ -65,6 +68,36 @@ def _upward(module: str, imports: list[tuple[str, list[str]]]) -> list[str]:
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
 def test_imports_point_down_the_layers(path):
     assert not _upward(_dotted(path), _imports(path))
+
+
+def _sideways(module: str, imports: list[tuple[str, list[str]]]) -> list[str]:
+    """The imported modules of `module` that belong to another command package of the same layer."""
+    parts = module.split(".")
+    if len(parts) < 2 or parts[1] not in COMMANDS:
+        return []
+    mine = _layer(module)
+    return [m for m, _ in imports
+            if len(m.split(".")) > 1 and m.split(".")[1] in COMMANDS and m.split(".")[1] != parts[1]
+            and _layer(m) == mine]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_command_imports_a_sibling_command(path):
+    assert not _sideways(_dotted(path), _imports(path))
+
+
+def test_the_sibling_check_sees_a_sideways_import():
+    assert _sideways("rmteach.rm.trainer", [("rmteach.train.run_dir", ["MARKER"]), ("rmteach.core.trl", ["x"]),
+                                            ("rmteach.rm.config", ["y"])]) == ["rmteach.train.run_dir"]
+    assert _sideways("rmteach.study.run", [("rmteach.evaluate.run", ["x"]), ("rmteach.toy.build", ["y"])]) == [
+        "rmteach.toy.build"]
+    assert _sideways("rmteach.core.io", [("rmteach.core.errors", ["x"])]) == []
+
+
+def test_rm_and_train_share_nothing_but_lower_layers():
+    for a, b in (("rm", "train"), ("train", "rm")):
+        for path in (SRC / a).rglob("*.py"):
+            assert not [m for m, _ in _imports(path) if m.startswith(f"rmteach.{b}")], path
 
 
 def test_the_layer_check_sees_an_upward_import():

@@ -184,6 +184,20 @@ def test_headers_are_sent_with_variables_from_the_environment(monkeypatch):
         _client("http://127.0.0.1:1/x", headers={"Authorization": "Bearer ${RMTEACH_TEST_TOKEN}"})
 
 
+def test_the_api_key_is_read_from_its_variable_and_sent_as_a_bearer_token(monkeypatch):
+    monkeypatch.setenv("RMTEACH_TEST_KEY", "k-42")
+    script = Script(_gold_reply)
+    with serving(script.app()) as base:
+        got = load_reward_model(RewardModelConfig(name="keyed", http={
+            "url": base + "/get_reward", "api_key_env": "RMTEACH_TEST_KEY", "headers": {"X-Team": "rl"}})).score(
+            ["p", "q"], ["c", "w1"])
+    assert (script.headers[0]["authorization"], script.headers[0]["x-team"]) == ("Bearer k-42", "rl")
+    assert got.tolist() == gold(["p", "q"], ["c", "w1"])
+    monkeypatch.setenv("RMTEACH_TEST_KEY", " ")
+    with pytest.raises(UserError, match="api_key_env names the environment variable RMTEACH_TEST_KEY, which is not"):
+        _client("http://127.0.0.1:1/x", api_key_env="RMTEACH_TEST_KEY")
+
+
 def test_no_pairs_no_request():
     assert _client(f"http://127.0.0.1:{free_port()}/x").score([], []).shape == (0,)
 
@@ -193,6 +207,9 @@ def test_no_pairs_no_request():
     ({"url": "http://h/x", "protocol": "grpc"}, "protocol: Input should be 'openrlhf' or 'score'"),
     ({"url": "http://h/x", "concurrency": 0}, "concurrency: Input should be greater than or equal to 1"),
     ({"url": "http://h/x", "timeout": 3}, "unknown key 'timeout'"),
+    ({"url": "http://h/x", "api_key_env": "$KEY"}, "api_key_env: String should match pattern"),
+    ({"url": "http://h/x", "api_key_env": "KEY", "headers": {"authorization": "Bearer x"}},
+     "give the API key either as api_key_env or as an Authorization header, not both"),
 ])
 def test_config_errors_are_one_line(data, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -20,7 +20,7 @@ from rmteach.core import hf
 from rmteach.core.blocks import RewardModelConfig
 from rmteach.core.config import resolve_paths
 from rmteach.core.errors import UserError
-from rmteach.core.hf import format_conversation
+from rmteach.core.chat import format_conversation
 from rmteach.evaluate.score_cache import score_key
 from rmteach.toy.tiny import word_tokenizer
 

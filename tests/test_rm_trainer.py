@@ -20,13 +20,10 @@ from rmteach.rm.trainer import run_rm_train
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Path:
-    """The toy world's tiny preset: policies, on-/off-policy pairs, the zoo trained by the toy loop."""
-    from rmteach.toy.build import run_build
-
-    root = tmp_path_factory.mktemp("rm_toy") / "world"
-    run_build(root, seed=0, preset="tiny", workers=1)
-    return root
+def world(toy_world) -> Path:
+    """The toy world's tiny preset: policies, on-/off-policy pairs, the zoo trained by the toy loop (built once
+    per test run: conftest's `toy_world`)."""
+    return toy_world[0]
 
 
 def _cfg(world: Path, **changes) -> RMTrainConfig:
@@ -106,6 +103,7 @@ def test_run_json_metrics_and_the_drawn_mix(trained):
     assert len(set(ids)) == 200 and sum(i.startswith("on_policy/") for i in ids) == 100
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(world, trained, tmp_path):
     out, summary = trained
     killed = tmp_path / "killed"
@@ -126,6 +124,7 @@ def test_resume_continues_from_the_last_checkpoint(world, trained, tmp_path):
     assert run_rm_train(_cfg(world), killed, resume=True) == resumed  # finished: nothing to do
 
 
+@pytest.mark.slow
 def test_agrees_with_the_toy_loop_on_the_same_pairs(world, tmp_path):
     """The zoo's rm_on0 (toy loop: 400 off-policy pairs, 4 epochs, batch 64, lr 5e-3) retrained with TRL."""
     from rmteach.toy.pairs import mix

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rmteach.core.blocks import PolicyConfig, SamplingConfig
-from rmteach.core.hf import format_prompt, load_tokenizer
+from rmteach.core.hf import load_tokenizer
+from rmteach.core.chat import format_prompt
 from rmteach.backends.sampler import sample_responses
 
 PROMPTS = ["w1 w2", "w3", "w4 w5 w6 w7", "w0", "w8 w9"]
@@ -14,6 +17,7 @@ def _sample(tiny, seed, batch_size=2, arch="policy_gpt2"):
     return sample_responses(PolicyConfig(path=str(tiny[arch])), PROMPTS, s, device="cpu", dtype="float32")
 
 
+@pytest.mark.slow
 def test_shapes_and_determinism(tiny):
     a = _sample(tiny, seed=1)
     assert len(a) == 5 and all(len(row) == 3 for row in a)
@@ -64,6 +68,7 @@ def test_generate_responses_stops_at_every_eos_id_of_the_model(world):
 
 
 
+@pytest.mark.slow
 def test_shares_of_processes_draw_disjoint_whole_batches_that_add_up_to_one_process(tiny):
     s = SamplingConfig(samples_per_prompt=3, max_new_tokens=5, batch_size=2, seed=4)
     policy = PolicyConfig(path=str(tiny["policy_gpt2"]))

@@ -15,7 +15,8 @@ from helpers import run_cli, write_eval_config
 
 from rmteach.backends.sampler_vllm import VLLMSampler
 from rmteach.core.blocks import SamplingConfig
-from rmteach.core.hf import format_prompt, load_tokenizer
+from rmteach.core.hf import load_tokenizer
+from rmteach.core.chat import format_prompt
 
 PROMPTS = ["w1 w2", "w3", "w4 w5 w6 w7", "w0", "w8 w9"]
 

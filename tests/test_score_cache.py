@@ -21,6 +21,7 @@ def _no_hf_loads(monkeypatch):
     monkeypatch.setattr(reward_hf.HFRewardModel, "__init__", refuse)
 
 
+@pytest.mark.slow
 def test_a_rerun_after_a_failure_scores_only_what_was_not_finished(tiny, tmp_path, monkeypatch):
     # First run: the two HF RMs score, then a callable RM fails (as a kill would stop the run).
     rms = [{"name": "rm_llama", "path": str(tiny["rm_llama"]), "batch_size": 5},
@@ -42,6 +43,7 @@ def test_a_rerun_after_a_failure_scores_only_what_was_not_finished(tiny, tmp_pat
     assert set(timing["scoring_s"]) == {"rm_llama", "rm_other_tok", "gold_cubed", "gold"}
 
 
+@pytest.mark.slow
 def test_the_cache_key_follows_what_changes_the_scores(tiny, tmp_path, monkeypatch):
     cfg = load_config(EvaluateConfig, write_eval_config(tmp_path / "e.yaml", tiny))
     first, _ = evaluate(cfg)

@@ -9,7 +9,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from http_server import serving
+from http_server import free_port, serving
 from rm_fns import gold
 
 from rmteach.backends.reward_http import HTTPRewardModel
@@ -39,10 +39,12 @@ def test_health_and_both_protocols():
                                  for i, s in enumerate(gold(["Q: "] * 2, ["w1", "w2 w3"]))]
 
 
-def test_a_reward_that_is_not_finite_goes_out_as_null():
+def test_a_reward_that_is_not_finite_is_a_422_naming_the_item():
     with serving(_callable_app("nan_on_w3")) as base:
-        r = httpx.post(base + "/get_reward", json={"query": ["w3 a", "w4 b"], "prompts": ["w3 ", "w4 "]})
-    assert r.json()["rewards"] == [None, 1.0]
+        r = httpx.post(base + "/get_reward", json={"query": ["w4 b", "w3 a"], "prompts": ["w4 ", "w3 "]})
+        ok = httpx.post(base + "/get_reward", json={"query": ["w4 b"], "prompts": ["w4 "]})
+    assert r.status_code == 422 and r.json()["detail"].startswith("the reward model returned nan for item 1 of 2 ")
+    assert ok.json()["rewards"] == [1.0]
 
 
 @pytest.mark.parametrize("path, body, status, detail", [
@@ -104,9 +106,10 @@ def test_one_forward_at_a_time_and_the_server_stays_responsive():
 def test_the_parser_registers_serve_rm():
     parser = argparse.ArgumentParser()
     cli.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["serve-rm", "-c", "s.yaml", "--port", "5000", "--set", "device=cpu"])
-    assert (args.command, args.config, args.port, args.host, args.overrides) == (
-        "serve-rm", "s.yaml", 5000, None, ["device=cpu"])
+    args = parser.parse_args(["serve-rm", "-c", "s.yaml", "--port", "5000", "--set", "device=cpu",
+                              "--max-body-mb", "2.5"])
+    assert (args.command, args.config, args.port, args.host, args.overrides, args.max_body_mb) == (
+        "serve-rm", "s.yaml", 5000, None, ["device=cpu"], 2.5)
 
 
 def test_the_command_serves_the_configured_model(tmp_path, monkeypatch):
@@ -116,7 +119,7 @@ def test_the_command_serves_the_configured_model(tmp_path, monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
     (tmp_path / "serve.yaml").write_text("reward_model: {name: g, callable: 'rm_fns:gold'}\ndevice: cpu\n")
     args = argparse.Namespace(config=str(tmp_path / "serve.yaml"), overrides=["reward_model.name=judge"],
-                              host="127.0.0.1", port=5123)
+                              host="127.0.0.1", port=5123, max_body_mb=None)
     assert cli.run(args) == 0
     assert (served["host"], served["port"]) == ("127.0.0.1", 5123)
     with serving(served["app"]) as base:
@@ -136,7 +139,8 @@ def test_bad_input_fails_before_anything_listens(tmp_path, monkeypatch, text, me
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("must not serve"))
     (tmp_path / "serve.yaml").write_text(text)
     with pytest.raises(UserError, match=message):
-        cli.run(argparse.Namespace(config=str(tmp_path / "serve.yaml"), overrides=[], host=None, port=None))
+        cli.run(argparse.Namespace(config=str(tmp_path / "serve.yaml"), overrides=[], host=None, port=None,
+                                   max_body_mb=None))
 
 
 def test_a_port_in_use_fails_before_the_model_loads(tmp_path, monkeypatch):
@@ -151,12 +155,14 @@ def test_a_port_in_use_fails_before_the_model_loads(tmp_path, monkeypatch):
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(UserError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
-            cli.run(argparse.Namespace(config=str(tmp_path / "serve.yaml"), overrides=[], host=None, port=port))
+            cli.run(argparse.Namespace(config=str(tmp_path / "serve.yaml"), overrides=[], host=None, port=port,
+                                       max_body_mb=None))
 
 
 def test_serve_config_defaults_listen_on_loopback():
     cfg = validate(ServeConfig, {"reward_model": {"name": "g", "callable": "m:f"}})
     assert (cfg.host, cfg.port, cfg.device, cfg.dtype) == ("127.0.0.1", 8000, "auto", "float32")
+    assert (cfg.max_body_mb, cfg.api_key_env) == (16.0, None)
 
 
 def test_an_http_reward_model_config_scores_through_the_served_model_with_its_transform():
@@ -180,3 +186,51 @@ def test_an_rm_has_exactly_one_source_and_the_cli_knows_serve_rm(capsys):
     except SystemExit as e:  # argparse's own exit for --help
         code = e.code
     assert code == 0 and "serve-rm" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("host, key, warned", [
+    ("0.0.0.0", None, True), ("0.0.0.0", "k-123", False), ("127.0.0.1", None, False), ("localhost", None, False),
+])
+def test_listening_beyond_loopback_without_a_key_warns_in_one_line(tmp_path, monkeypatch, capsys, host, key, warned):
+    import uvicorn
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.setenv("RMTEACH_TEST_SERVE_KEY", key or "")
+    text = "reward_model: {name: g, callable: 'rm_fns:gold'}\ndevice: cpu\n"
+    (tmp_path / "serve.yaml").write_text(text + ("api_key_env: RMTEACH_TEST_SERVE_KEY\n" if key else ""))
+    args = argparse.Namespace(config=str(tmp_path / "serve.yaml"), overrides=[], host=host, port=free_port(),
+                              max_body_mb=None)
+    assert cli.run(args) == 0 and served["host"] == host
+    err = capsys.readouterr().err
+    assert err == (f"warning: serve-rm listens on 0.0.0.0 (beyond this machine) without an API key: anyone who can "
+                   f"reach port {args.port} can use the reward model; set api_key_env\n" if warned else "")
+    with serving(served["app"]) as base:
+        body = {"query": ["Q: w1"], "prompts": ["Q: "]}
+        anyone = httpx.post(base + "/get_reward", json=body)
+        keyed = httpx.post(base + "/get_reward", json=body, headers={"Authorization": f"Bearer {key}"})
+    assert anyone.status_code == (401 if key else 200)
+    assert keyed.json() == {"rewards": gold(["Q: "], ["w1"]), "scores": gold(["Q: "], ["w1"])}
+
+
+def test_the_body_limit_and_key_come_from_the_config_and_flags(tmp_path, monkeypatch):
+    import uvicorn
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.delenv("RMTEACH_TEST_UNSET_KEY", raising=False)
+    (tmp_path / "serve.yaml").write_text("reward_model: {name: g, callable: 'rm_fns:gold'}\nmax_body_mb: 0.0001\n")
+    args = argparse.Namespace(config=str(tmp_path / "serve.yaml"), overrides=[], host=None, port=free_port(),
+                              max_body_mb=None)
+    cli.run(args)
+    small = {"query": ["Q: w1"], "prompts": ["Q: "]}  # about 40 bytes of JSON: under the 100 of 0.0001 MB
+    big = {"query": ["Q: " + "w1 " * 40], "prompts": ["Q: "]}  # about 160 bytes: over 100, under 1000
+    with serving(served["app"]) as base:
+        assert [httpx.post(base + "/get_reward", json=b).status_code for b in (small, big)] == [200, 413]
+    cli.run(argparse.Namespace(**vars(args) | {"max_body_mb": 0.001}))  # the flag wins over the config: 1000 bytes
+    with serving(served["app"]) as base:
+        assert httpx.post(base + "/get_reward", json=big).status_code == 200
+    with pytest.raises(UserError, match="api_key_env names the environment variable RMTEACH_TEST_UNSET_KEY, which is"):
+        cli.run(argparse.Namespace(**vars(args) | {"overrides": ["api_key_env=RMTEACH_TEST_UNSET_KEY"]}))
+    with pytest.raises(UserError, match="api_key_env: String should match pattern"):
+        cli.run(argparse.Namespace(**vars(args) | {"overrides": ["api_key_env=NOT A NAME"]}))

@@ -51,10 +51,10 @@ def test_describe_outcome():
 def test_correlation_table_puts_the_paper_beside_ours():
     study = make_study()
     header, rows = study_report.correlation_rows(study, "gold_increase@1")
-    assert header[-3:] == ["noise ceiling (split-half Spearman)", "paper Pearson", "paper Spearman"]
+    assert header[-3:] == ["reliability over seeds (sqrt: Spearman ceiling)", "paper Pearson", "paper Spearman"]
     assert len(rows) == (len(analysis.PREDICTORS) - 1) * 3  # p, q, pooled; gradient alignment was not measured
     # 2 seeds whose bump (0.01 * seed) is the same for every RM: the halves rank the RMs identically.
-    assert {r[-3] for r in rows} == {"1.000 (1 splits)"}
+    assert {r[-3] for r in rows} == {"1.000 (sqrt 1.000; 1 splits)"}
     rate = [r for r in rows if r[0] == "forecast: gold_rate"][0]
     assert rate[4].startswith("1.000") and rate[-2:] == ["", ""]  # gold_rate = the rate + 0.1: ranks exactly
     first = rows[0]
@@ -103,6 +103,7 @@ def test_html_page_order_escaping_and_small_studies(tmp_path):
     assert "correlations need at least 3 reward models; this scope has 1" in page
 
 
+@pytest.mark.slow
 def test_write_report_is_deterministic(tmp_path):
     study = make_study()
     paths = study_report.write_report(tmp_path / "one", study)
@@ -127,6 +128,7 @@ def _browser_check():
 @pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("google-chrome") is None
                     and not os.environ.get("CI"),  # .ci/run installs it: in CI a missing browser fails the test
                     reason="no chromium installed (apt-get install chromium)")
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(tmp_path):
     check = _browser_check()
     paths = study_report.write_report(tmp_path, make_study())

@@ -104,6 +104,7 @@ def test_report_files(finished):
 # Resume
 
 
+@pytest.mark.slow
 def test_killed_study_resumes_and_matches_uninterrupted(tmp_path, finished):
     cfg = make_config()
     killed = Counting(fail_at=7)
@@ -129,6 +130,7 @@ def test_killed_study_resumes_and_matches_uninterrupted(tmp_path, finished):
     assert again.calls == []
 
 
+@pytest.mark.slow
 def test_a_different_study_needs_overwrite_and_redoes_changed_runs(tmp_path):
     run_study(make_config(seeds=[0]), tmp_path / "s", train_fn=fake_train, evaluate_fn=fake_evaluate)
     changed = make_config(seeds=[0], train={"steps": 4, "eval_every": 2})
@@ -169,6 +171,7 @@ def test_only_and_rm_policies_restrict_the_grid(tmp_path):
 # Worker processes and the real evaluate
 
 
+@pytest.mark.slow
 def test_parallel_jobs_give_the_same_study(tmp_path, finished):
     run_study(make_config(jobs=2), tmp_path / "s", train_fn=fake_train, evaluate_fn=fake_evaluate)
     parallel = json.loads((tmp_path / "s" / "study.json").read_text())
@@ -236,6 +239,7 @@ class KilledTrainer:
         return run_train(cfg, out, **kw)
 
 
+@pytest.mark.slow
 def test_real_training_resumes_to_the_same_study(tiny, tmp_path):
     """Tiny real policies trained by TRL for a few steps; a study killed in its second run, then resumed,
     ends with the same study.json as one that ran straight through."""

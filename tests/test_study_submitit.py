@@ -19,6 +19,8 @@ from rmteach.study.executors import make_executor
 
 from study_world import fake_evaluate, fake_train, make_config, study_dict
 
+pytestmark = pytest.mark.slow  # cluster executors in worker processes: `make test-all`
+
 TESTS = Path(__file__).resolve().parent
 LOCAL = {"cluster": "local", "timeout_min": 5}
 SMALL = {"seeds": [0], "reward_models": study_dict()["reward_models"][:3]}  # rm100, rm50, rm0

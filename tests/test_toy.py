@@ -201,11 +201,9 @@ def test_presets_validate_and_parts_keys():
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> tuple[Path, dict]:
-    from rmteach.toy.build import run_build
-
-    root = tmp_path_factory.mktemp("toy") / "world"
-    return root, run_build(root, seed=0, preset="tiny", workers=1)
+def world(toy_world) -> tuple[Path, dict]:
+    """The tiny preset, built once per test run (conftest's `toy_world`)."""
+    return toy_world
 
 
 def _evaluate(root: Path, config: str, cache: Path):
@@ -228,7 +226,7 @@ def test_manifest_names_every_part_with_relative_paths(world):
 
     from rmteach.core.data import load_preferences, load_prompts
     from rmteach.core.blocks import DataConfig
-    from rmteach.core.hf import format_prompt
+    from rmteach.core.chat import format_prompt
 
     root, m = world
     assert json.loads((root / "manifest.json").read_text()) == m

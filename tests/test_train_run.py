@@ -63,6 +63,7 @@ def test_same_seed_same_metrics_and_the_ground_truth_never_trains(world, tmp_pat
 # Reliability: kill and resume, NaN, determinism
 
 
+@pytest.mark.slow
 def test_resume_after_kill_equals_uninterrupted_run(world, tmp_path, capsys):
     # 2 steps per epoch (4 of 8 prompts per step): the kill lands mid-epoch, the resume must skip the right
     # batches and replay the same shuffle.
@@ -175,7 +176,7 @@ OPTIMIZERS = {"adamw": {}, "sgd": {"optimizer": "sgd", "learning_rate": 0.05, "m
 
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)])
 def test_gold_rises_and_the_low_variance_rm_is_slower(world, tmp_path, seed, optimizer):
     from rmteach.core.blocks import ScaleTransform
     from rmteach.backends.rewards import scaled_prompt_mask
@@ -224,7 +225,7 @@ def test_two_cpu_processes_under_accelerate_gather_metrics(world, tmp_path):
 
 
 def test_a_checkpoint_cut_off_mid_write_is_not_resumed_from(tmp_path):
-    from rmteach.train.run_dir import last_checkpoint
+    from rmteach.core.run_dir import last_checkpoint
 
     for step, state in ((2, '{"global_step": 2}'), (4, ""), (6, '{"global_st')):
         (tmp_path / f"checkpoint-{step}").mkdir()

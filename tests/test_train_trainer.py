@@ -36,7 +36,8 @@ def test_gradient_checkpointing_reaches_trl_under_either_field_name(world, tmp_p
     from rmteach.core.data import load_prompts
     from rmteach.core.hf import load_tokenizer
     from rmteach.train.rewards import gold_reward
-    from rmteach.train.trainer import quiet_third_party, train_dataset, trainer_class
+    from rmteach.core.trl import quiet_third_party
+    from rmteach.train.trainer import train_dataset, trainer_class
 
     cfg = make_config(world, gradient_checkpointing=on, steps=1, eval_every=None)
     args = build_trl_config(cfg, tmp_path, 1, cfg.layout(1), use_cpu=True)

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import yaml
 
 from .core import io
-from .core.config import load_config, to_plain, validate
+from .core.config import load_config, non_defaults, to_plain, validate
 from .core.errors import UserError
 from .core.progress import console
 from .evaluate.config import EvaluateConfig
@@ -156,7 +156,7 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, overwrite: bool = Fa
         quick: the small version (tiny world, one seed, fewer steps): a few minutes on a 2-core CPU.
         seed: seed of the toy world, the study's first train seed, and its sampling.
         overwrite: let this demo take an `out` holding a different study.
-        seeds: train seeds per (policy, RM) (default 3, quick 1); more seeds sharpen the noise ceiling and the
+        seeds: train seeds per (policy, RM) (default 3, quick 1); more seeds sharpen the reliability and the
             claims, and a rerun with more seeds (and --overwrite) reuses the runs already finished.
         build, train_fn: the toy builder and the trainer (defaults: `rmteach.toy.build.run_build`,
             `rmteach.train.run.run_train`); tests pass fakes.
@@ -176,8 +176,8 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, overwrite: bool = Fa
     cfg = demo_config(folder, manifest, quick=quick, seed=seed, seeds=seeds)
     t1 = time.perf_counter()
     study = run_study(cfg, out, overwrite=overwrite, train_fn=train_fn)
-    io.write_text(out / "study.yaml", "# written by rmteach demo; rerun: rmteach study --config study.yaml --out .\n"
-                  + yaml.safe_dump(to_plain(cfg), sort_keys=False))
+    io.write_text(out / "study.yaml", "# written by rmteach demo (settings that differ from the defaults); rerun: "
+                  "rmteach study --config study.yaml --out .\n" + yaml.safe_dump(non_defaults(cfg), sort_keys=False))
     wall = time.perf_counter() - t0
     record = {
         "quick": quick, "seed": seed, "toy_dir": str(folder), "toy_preset": s["preset"], "toy_built": build_s is not None,

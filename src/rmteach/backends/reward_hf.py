@@ -20,8 +20,8 @@ import numpy as np
 
 from ..core.blocks import RewardModelConfig
 from ..core.errors import UserError, first_line
-from ..core.hf import (check_vocab, format_conversation, from_pretrained, load_tokenizer, load_weights, max_positions,
-                       quiet, torch_dtype)
+from ..core.hf import check_vocab, from_pretrained, load_tokenizer, load_weights, max_positions, quiet, torch_dtype
+from ..core.chat import format_conversation
 
 HEAD_SEED = 0  # the seed of an allowed new head
 AUTO_START = {"cuda": 64, "cpu": 16}  # `batch_size: auto`'s first try, by device kind (a CPU gains little past 16)

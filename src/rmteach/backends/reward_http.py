@@ -40,6 +40,19 @@ def expand_headers(headers: dict[str, str], what: str) -> dict[str, str]:
     return {k: _VAR.sub(value, v) for k, v in headers.items()}
 
 
+def api_key_from_env(name: str, what: str) -> str:
+    """The API key held by the environment variable `name`; a `UserError` when it is unset or empty.
+
+    >>> os.environ["RMTEACH_DOCTEST_KEY"] = "s3cret"
+    >>> api_key_from_env("RMTEACH_DOCTEST_KEY", "serve-rm")
+    's3cret'
+    """
+    key = os.environ.get(name, "").strip()
+    if not key:
+        raise UserError(f"{what}: api_key_env names the environment variable {name}, which is not set (or empty)")
+    return key
+
+
 def request_body(cfg: RemoteRMConfig, prompts: list[str], completions: list[str]) -> dict[str, Any]:
     """The JSON body of one request for the config's protocol.
 
@@ -92,6 +105,8 @@ class HTTPRewardModel:
         self.name, self.cfg = name, cfg
         self.who = f"reward model '{name}' at {cfg.url}"
         self.headers = expand_headers(cfg.headers, f"reward model '{name}'")  # now: a missing variable fails early
+        if cfg.api_key_env is not None:
+            self.headers["Authorization"] = f"Bearer {api_key_from_env(cfg.api_key_env, f'reward model {name!r}')}"
 
     def score(
         self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,

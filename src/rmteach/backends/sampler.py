@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol, Sequence
 
 from ..core.blocks import PolicyConfig, SamplingConfig
-from ..core.hf import check_context, format_prompt, load_causal_lm, quiet, torch_dtype
+from ..core.hf import check_context, load_causal_lm, quiet, torch_dtype
+from ..core.chat import format_prompt
 
 Progress = Callable[[int], None]
 Share = tuple[int, int]  # (this process's rank, number of processes)

@@ -3,7 +3,7 @@
 An optional extra (`pip install 'rmteach[vllm]'`, a CUDA machine). Each prompt is one request with its own seed,
 `sampling.seed + its index` in the prompt set, so the samples depend neither on the batch size nor on how
 prompts are split across processes (process r of w draws prompts r, r + w, ...). Prompts are formatted as for
-the HF sampler (the policy's chat template, `rmteach.core.hf.format_prompt`) and passed as token ids, so vLLM
+the HF sampler (the policy's chat template, `rmteach.core.chat.format_prompt`) and passed as token ids, so vLLM
 adds no second BOS. Sampling is plain: temperature, top_p, no top-k, up to `max_new_tokens`, stopping at the
 model's end-of-sequence tokens (vLLM reads them from the checkpoint's generation config).
 
@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 from ..core.blocks import PolicyConfig, SamplingConfig, VLLMOptions
 from ..core.errors import UserError, first_line
-from ..core.hf import format_prompt
+from ..core.chat import format_prompt
 
 Progress = Callable[[int], None]
 

@@ -225,3 +225,12 @@ def load_config(model_cls: type[C], path: str | os.PathLike, overrides: list[str
 def to_plain(cfg: BaseModel) -> dict[str, Any]:
     """The resolved config as plain JSON-able data (for reports)."""
     return cfg.model_dump(mode="json")
+
+
+def non_defaults(cfg: BaseModel) -> dict[str, Any]:
+    """The settings of `cfg` that differ from their defaults, as plain data: what a person wrote, or would.
+
+    Loading the result back gives `cfg` again (`to_plain` of both is equal), since every left-out field takes
+    its default.
+    """
+    return cfg.model_dump(mode="json", exclude_defaults=True)

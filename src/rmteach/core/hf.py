@@ -1,8 +1,8 @@
 """Hugging Face loading shared by the policy and reward-model backends.
 
 Turns loading failures (missing directory, offline hub, corrupt weights, wrong head) into one-line
-`UserError`s, resolves device and dtype, and formats prompts and conversations with a tokenizer's chat
-template when it has one.
+`UserError`s and resolves device and dtype. Formatting prompts and conversations with a tokenizer's chat
+template is `rmteach.core.chat`'s.
 
 A checkpoint must fit the class it is loaded as: `load_weights` refuses one whose weights are missing
 (transformers would fill them with random values), unexpected (a reward model's folder loaded as a policy)
@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from .chat import format_prompt
 from .errors import ItemError, UserError, first_line
 
 # Any of these makes a local model folder hold a tokenizer (AutoTokenizer invents a 1-token one otherwise).
@@ -240,75 +241,6 @@ def load_tokenizer(path: str, what: str, *, padding_side: str, trust_remote_code
         tok.pad_token = tok.eos_token
     tok.padding_side = padding_side
     return tok
-
-
-def format_prompt(tokenizer: Any, prompt: str | list[dict[str, str]]) -> str:
-    """The text the policy continues.
-
-    Arguments:
-        tokenizer: the policy's tokenizer.
-        prompt: one user turn, or a conversation (`{role, content}` messages before the response); a
-            conversation of one user turn is its text (`rmteach.core.chat.as_prompt`).
-
-    Returns:
-        With a chat template: the turns through it, with the generation prompt (add_generation_prompt=True).
-        Without: a string prompt as it is (a prefix to continue); a conversation as the plain transcript of
-        `rmteach.core.chat.transcript` (`Role: content` blocks separated by a blank line) followed by a blank
-        line and `Assistant:`, the cue for the response.
-
-    >>> format_prompt(None, [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
-    'System: Be brief.\\n\\nUser: Hi\\n\\nAssistant:'
-    >>> format_prompt(None, [{"role": "user", "content": "Q: 2+2? A:"}])
-    'Q: 2+2? A:'
-    """
-    from .chat import as_prompt, as_turns, transcript
-
-    prompt = prompt if isinstance(prompt, str) else as_prompt(prompt)
-    turns = as_turns(prompt)
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-    return prompt if isinstance(prompt, str) else transcript(turns) + "\n\nAssistant:"
-
-
-NO_TEMPLATE = "none"  # a reward model's `chat_template: none`: plain text, even when the tokenizer has a template
-
-
-def format_conversation(tokenizer: Any, prompt: str | list[dict[str, str]], response: str, *,
-                        chat_template: str | None = None, system_prompt: str | None = None) -> str:
-    """The text an RM scores: the conversation through a chat template, or as plain text.
-
-    Arguments:
-        tokenizer: the RM's tokenizer; its chat template is used unless `chat_template` says otherwise.
-        prompt: one user turn, or a conversation (the `{role, content}` messages before the response).
-        response: the assistant's response, the conversation's last turn.
-        chat_template: a Jinja template to use instead of the tokenizer's, or `"none"` for plain text.
-        system_prompt: a system message put first (it replaces a system message the conversation opens with).
-
-    Returns:
-        The text. Plain (no template): a string prompt (or a conversation of one user turn, the same prompt) is
-        the prefix the policy continued, so `prompt + response`, after the system prompt and a blank line if
-        there is one; a longer conversation is the policy's plain text of it (`format_prompt`) + response.
-
-    >>> format_conversation(None, "Q: 2+2? A:", " 4", system_prompt="Be brief.")
-    'Be brief.\\n\\nQ: 2+2? A: 4'
-    >>> format_conversation(None, [{"role": "system", "content": "Hush."}, {"role": "user", "content": "Hi"}], " Yo")
-    'System: Hush.\\n\\nUser: Hi\\n\\nAssistant: Yo'
-    """
-    from .chat import as_prompt, as_turns
-
-    prompt = prompt if isinstance(prompt, str) else as_prompt(prompt)
-    turns = as_turns(prompt)
-    if system_prompt is not None:
-        rest = turns[1:] if turns and turns[0].get("role") == "system" else turns
-        turns = [{"role": "system", "content": system_prompt}, *rest]
-    template = getattr(tokenizer, "chat_template", None) if chat_template is None else chat_template
-    if template and template != NO_TEMPLATE:
-        override = {"chat_template": chat_template} if chat_template is not None else {}  # else: the tokenizer's own
-        return tokenizer.apply_chat_template(turns + [{"role": "assistant", "content": response}], tokenize=False,
-                                             **override)
-    if isinstance(prompt, str):
-        return "".join(f"{m['content']}\n\n" for m in turns[:-1]) + prompt + response
-    return format_prompt(None, turns) + response
 
 
 def fingerprint(path: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .config import Strict
 
@@ -33,6 +33,9 @@ class RemoteRMConfig(Strict):
     headers: dict[str, str] = Field(
         default_factory=dict, description="extra HTTP headers; '${VAR}' in a value is read from the environment "
         "when the model is loaded (keep tokens out of config files, which reports copy)")
+    api_key_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="the environment variable holding the server's API "
+        "key (`rmteach serve-rm`'s api_key_env), sent as `Authorization: Bearer KEY`; read when the model is loaded")
 
     # -- How requests are sent -----------------------------------------------------------------------------
     batch_size: int = Field(64, ge=1, description="(prompt, response) pairs per request")
@@ -48,3 +51,9 @@ class RemoteRMConfig(Strict):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"url must look like http://host:port/path or https://... (got {v!r})")
         return v
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> "RemoteRMConfig":
+        if self.api_key_env is not None and any(k.lower() == "authorization" for k in self.headers):
+            raise ValueError("give the API key either as api_key_env or as an Authorization header, not both")
+        return self

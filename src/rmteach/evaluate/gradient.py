@@ -33,7 +33,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..core.errors import UserError
-from ..core.hf import format_prompt, load_causal_lm, quiet, resolve_device, torch_dtype
+from ..core.hf import load_causal_lm, quiet, resolve_device, torch_dtype
+from ..core.chat import format_prompt
 
 
 def rloo_weights(rewards: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 from ..core import io, metrics
 from ..core.config import to_plain
 from ..core.data import PreferencePair, Prompt
+from ..core.progress import result_console
 from .config import EvaluateConfig
 from .forecast import forecast_report, forecast_sentence
 
@@ -225,7 +226,7 @@ def summary_markdown(report: dict[str, Any]) -> str:
 
 
 def print_summary(report: dict[str, Any]) -> None:
-    from rich.console import Console
+    """The summary table and the verdict on stdout (the result itself; progress and messages go to stderr)."""
     from rich.table import Table
 
     header, rows = summary_rows(report)
@@ -234,8 +235,9 @@ def print_summary(report: dict[str, Any]) -> None:
         table.add_column(h, justify="left" if h == "reward model" else "right")
     for r in rows:
         table.add_row(*r)
-    Console().print(table)  # stdout: the result itself; progress and messages go to stderr
-    Console().print(verdict(report), highlight=False)
+    out = result_console()
+    out.print(table)
+    out.print(verdict(report), highlight=False)
 
 
 def write_outputs(out: Path, report: dict[str, Any], data: EvalData) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from ..core.blocks import DataConfig
 from ..core.data import load_preferences
 from ..core.errors import UserError
-from ..core.hf import format_conversation
+from ..core.chat import format_conversation
 from ..core.progress import console
 from .config import RMTrainConfig
 from .mix import draw_mix, identical, shuffled, split_held_out

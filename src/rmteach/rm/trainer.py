@@ -26,9 +26,9 @@ from ..core.data import write_jsonl
 from ..core.errors import UserError
 from ..core.hf import check_vocab, cpu_threads, from_pretrained, load_tokenizer, load_weights, max_positions, quiet
 from ..core.metrics import offpolicy_accuracy
+from ..core import run_dir
 from ..core.progress import console, progress_bar
-from ..train import run_dir
-from ..train.trainer import quiet_third_party, trl_config, use_cpu
+from ..core.trl import quiet_third_party, trl_config, use_cpu
 from .callback import RMTracking
 from .config import BaseModelConfig, RMTrainConfig
 from .data import MixData, prepare_mix, tokenized
@@ -90,7 +90,7 @@ def reward_config(cfg: RMTrainConfig, out: Path, steps: int, *, evaluates: bool)
         eval_strategy="steps" if evaluates else "no", eval_steps=cfg.eval_every or steps,
         save_strategy="steps" if cfg.checkpoint_every else "no", save_steps=cfg.checkpoint_every or steps,
         save_total_limit=cfg.keep_checkpoints, report_to=list(cfg.report_to), disable_tqdm=True,
-        dataloader_num_workers=0, ddp_find_unused_parameters=False, use_cpu=use_cpu(cfg), bf16=cfg.bf16,
+        dataloader_num_workers=0, ddp_find_unused_parameters=False, use_cpu=use_cpu(cfg.device), bf16=cfg.bf16,
         fp16=False,
     )
     return trl_config(RewardConfig, kwargs, gradient_checkpointing=cfg.gradient_checkpointing, trl_args=cfg.trl_args)

@@ -1,5 +1,5 @@
 """`rmteach study`: the paper's experiments across RMs and policies.
 
-`config` (validation), `grid` (the runs as data), `run` (the command), `outcomes`, `analysis`, `claims`
+`config` (validation), `grid` (the runs as data), `run` (the command), `outcomes`, `points`, `analysis`, `claims`
 (pure), `report/` (HTML, plots, summary).
 """

@@ -1,9 +1,9 @@
 """The study's analysis, pure: points per (policy, RM), correlations across RMs, rankings, then the claims.
 
-Data in, JSON-able dicts out; no model code and no files. A *point* is one (policy, RM): its predictors (from
-the policy's evaluate report) and its outcomes (`study.outcomes`) averaged over seeds; a *predictor* is what
-one would measure before training: reward variance, on-/off-policy accuracy, their combinations as in
-Razin et al. (2025).
+Data in, JSON-able dicts out; no model code and no files. A *point* (`study.points.Point`) is one (policy, RM):
+its predictors (from the policy's evaluate report) and its outcomes (`study.outcomes`) averaged over seeds; a
+*predictor* is what one would measure before training: reward variance, on-/off-policy accuracy, their
+combinations as in Razin et al. (2025).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..core.metrics import CORRELATIONS, correlation_with_ci, minmax
+from ..evaluate import forecast
 from .claims import (
     claim_best_differs,
     claim_forecast_ranks_best,
@@ -22,10 +23,14 @@ from .claims import (
 )
 from .noise import split_half_reliability
 from .outcomes import outcome_names, proxy_counterpart
+from .points import Point, aggregate_points, seed_matrix
 
 PAPER_PREDICTORS = ("reward_variance", "onpolicy_accuracy", "offpolicy_accuracy", "on_off_accuracy",
                     "variance_and_accuracy")
-FORECASTS = ("gold_rate", "lookahead", "gradient_alignment", "best_of_k_gold_lift")  # from `evaluate.forecast`
+# Every forecast of a report card: `evaluate.forecast.FORECASTS` (per prompt, from samples) and the gradient
+# alignment (`evaluate.gradient`, when asked for), shown after the lookahead.
+_AT = forecast.FORECASTS.index("lookahead") + 1
+FORECASTS = (*forecast.FORECASTS[:_AT], "gradient_alignment", *forecast.FORECASTS[_AT:])
 PREDICTORS = PAPER_PREDICTORS + FORECASTS
 PREDICTOR_LABELS = {
     "reward_variance": "reward variance",
@@ -44,7 +49,7 @@ COMBINED_ACCURACY = "onpolicy_accuracy"
 MIN_POINTS = 3  # a correlation over fewer RMs is undefined
 
 # ----------------------------------------------------------------------------------------------------------
-# Points: one per (policy, RM), outcomes averaged over seeds
+# Predictors of one RM (points: `study.points`)
 
 
 def predictors_from_card(card: dict[str, Any]) -> dict[str, float | None]:
@@ -69,57 +74,21 @@ def predictors_from_card(card: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
-def aggregate_points(runs: Sequence[dict[str, Any]], outcomes: Sequence[str]) -> list[dict[str, Any]]:
-    """Group runs by (policy, RM), in first-seen order; average each outcome over seeds.
-
-    Arguments:
-        runs: dicts with `policy`, `reward_model`, `seed`, `is_ground_truth`, `predictors`, `outcomes`.
-        outcomes: the outcome names to aggregate.
-
-    Returns:
-        One dict per (policy, RM): `policy`, `reward_model`, `is_ground_truth`, `seeds`, `predictors`, and
-        `outcomes` = `{name: {"mean", "std" (ddof=1; None for one seed), "values" (per seed)}}`.
-    """
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in runs:
-        groups.setdefault((r["policy"], r["reward_model"]), []).append(r)
-    points = []
-    for (policy, rm), rs in groups.items():
-        rs = sorted(rs, key=lambda r: r["seed"])
-        agg = {}
-        for name in outcomes:
-            v = np.asarray([r["outcomes"][name] for r in rs], dtype=np.float64)  # (n_seeds,)
-            agg[name] = {
-                "mean": float(v.mean()),
-                "std": float(v.std(ddof=1)) if v.size > 1 else None,
-                "values": [float(x) for x in v],
-            }
-        points.append({
-            "policy": policy,
-            "reward_model": rm,
-            "is_ground_truth": bool(rs[0]["is_ground_truth"]),
-            "seeds": [r["seed"] for r in rs],
-            "predictors": dict(rs[0]["predictors"]),
-            "outcomes": agg,
-        })
-    return points
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Correlations across RMs
 
 
-def counted(point: dict[str, Any], include_ground_truth: bool, exclude: Sequence[str] = ()) -> bool:
+def counted(point: Point, include_ground_truth: bool, exclude: Sequence[str] = ()) -> bool:
     """Whether a point enters the correlations: not an excluded RM, and not the ground truth unless included."""
     return (include_ground_truth or not point["is_ground_truth"]) and point["reward_model"] not in exclude
 
 
 def scope_points(
-    points: Sequence[dict[str, Any]], include_ground_truth: bool, exclude: Sequence[str] = ()
-) -> dict[str, list[dict[str, Any]]]:
+    points: Sequence[Point], include_ground_truth: bool, exclude: Sequence[str] = ()
+) -> dict[str, list[Point]]:
     """The points each correlation is computed over: one scope per policy, plus `pooled` with 2+ policies."""
     kept = [p for p in points if counted(p, include_ground_truth, exclude)]
-    scopes: dict[str, list[dict[str, Any]]] = {}
+    scopes: dict[str, list[Point]] = {}
     for p in kept:
         scopes.setdefault(p["policy"], []).append(p)
     if len(scopes) > 1:
@@ -127,7 +96,7 @@ def scope_points(
     return scopes
 
 
-def predictor_matrix(points: Sequence[dict[str, Any]]) -> dict[str, np.ndarray | None]:
+def predictor_matrix(points: Sequence[Point]) -> dict[str, np.ndarray | None]:
     """Each predictor as an array over `points` (None when any point lacks it).
 
     `variance_and_accuracy` is the mean of min-max scaled variance and min-max scaled `COMBINED_ACCURACY`,
@@ -146,7 +115,7 @@ def predictor_matrix(points: Sequence[dict[str, Any]]) -> dict[str, np.ndarray |
 
 
 def correlations(
-    points: Sequence[dict[str, Any]],
+    points: Sequence[Point],
     outcomes: Sequence[str],
     *,
     ci_outcomes: Sequence[str],
@@ -168,9 +137,10 @@ def correlations(
 
     Returns:
         `{"include_ground_truth", "excluded", "min_points", "scopes": {scope: {"reward_models", "n", "note",
-        "table": {predictor: {outcome: {method: {"value", "ci95", "n"}}}}, "noise_ceiling": {outcome:
-        split-half reliability}}}}`; values are None when undefined. The noise ceiling (for `ci_outcomes`) is
-        how well the outcome's RM ranking from half the seeds agrees with the other half's.
+        "table": {predictor: {outcome: {method: {"value", "ci95", "n"}}}}, "reliability": {outcome:
+        `noise.split_half_reliability`}}}}`; values are None when undefined. The reliability (for `ci_outcomes`)
+        is how well the outcome's RM ranking from half the seeds agrees with the other half's, stepped up to all
+        the seeds (Spearman-Brown); its square root bounds what a predictor's Spearman can be expected to reach.
     """
     result: dict[str, Any] = {"include_ground_truth": include_ground_truth, "excluded": list(exclude),
                               "min_points": MIN_POINTS, "scopes": {}}
@@ -194,24 +164,33 @@ def correlations(
                         b = n_resamples if out in ci_outcomes else 0
                         table[pred][out][method] = correlation_with_ci(x, y, method, n_resamples=b, seed=seed)
         label = [p["reward_model"] if scope != "pooled" else f"{p['policy']}/{p['reward_model']}" for p in pts]
-        ceiling = {out: split_half_reliability(seed_matrix(pts, out)) for out in ci_outcomes}
+        reliability = {out: split_half_reliability(seed_matrix(pts, out)) for out in ci_outcomes}
         result["scopes"][scope] = {"reward_models": label, "n": n, "note": note, "table": table,
-                                   "noise_ceiling": ceiling}
+                                   "reliability": reliability}
     return result
 
 
-def seed_matrix(points: Sequence[dict[str, Any]], outcome: str) -> np.ndarray:
-    """(n_points, n_seeds) per-seed values of `outcome`, seeds cut to the fewest any point has."""
-    values = [p["outcomes"][outcome]["values"] for p in points]
-    s = min((len(v) for v in values), default=0)
-    return np.asarray([v[:s] for v in values], dtype=np.float64).reshape(len(values), s)
+def contest_scopes(scopes: dict[str, list[Point]], outcome: str) -> dict[str, dict[str, Any]]:
+    """Per scope, what `claims.contest` compares: predictors, (n, n_seeds) outcome values and RM names."""
+    return {scope: {"predictors": predictor_matrix(pts), "values": seed_matrix(pts, outcome),
+                    "reward_models": [p["reward_model"] for p in pts]} for scope, pts in scopes.items()}
+
+
+def describe_set(include_ground_truth: bool, exclude: Sequence[str]) -> str:
+    """The paper's set of RMs in words, for claim (b)'s statement.
+
+    >>> describe_set(False, ["rm_long"])
+    "the candidate RMs, the ground truth's own run not counted, rm_long left out"
+    """
+    gt = "the ground truth's own run counted" if include_ground_truth else "the ground truth's own run not counted"
+    return f"the candidate RMs, {gt}" + (f", {', '.join(exclude)} left out" if exclude else "")
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Rankings
 
 
-def rankings(points: Sequence[dict[str, Any]], outcome: str) -> dict[str, Any]:
+def rankings(points: Sequence[Point], outcome: str) -> dict[str, Any]:
     """Per policy, the candidate RMs ranked by `outcome` (mean over seeds, highest first; ties by name).
 
     The ground truth's own run, when there is one, is listed after them with rank None (a reference).
@@ -220,7 +199,7 @@ def rankings(points: Sequence[dict[str, Any]], outcome: str) -> dict[str, Any]:
         `{"outcome", "policies": {policy: [{"rank", "reward_model", "mean", "std", "is_ground_truth"}]},
         "best": {policy: RM name or None}}`.
     """
-    by_policy: dict[str, list[dict[str, Any]]] = {}
+    by_policy: dict[str, list[Point]] = {}
     for p in points:
         by_policy.setdefault(p["policy"], []).append(p)
     table, best = {}, {}
@@ -233,7 +212,7 @@ def rankings(points: Sequence[dict[str, Any]], outcome: str) -> dict[str, Any]:
     return {"outcome": outcome, "policies": table, "best": best}
 
 
-def _rank_row(rank: int | None, p: dict[str, Any], outcome: str) -> dict[str, Any]:
+def _rank_row(rank: int | None, p: Point, outcome: str) -> dict[str, Any]:
     o = p["outcomes"][outcome]
     return {"rank": rank, "reward_model": p["reward_model"], "mean": o["mean"], "std": o["std"],
             "is_ground_truth": p["is_ground_truth"]}
@@ -278,15 +257,15 @@ def analyze(
     ranks = rankings(points, primary_outcome)
     perfect = find_perfect_low_variance(points, roles, transformed)
     policies = list(dict.fromkeys(p["policy"] for p in points))
-    every_rm = scope_points(points, include_ground_truth=True)
-    d_scopes = {pol: {"predictors": predictor_matrix(every_rm[pol]),
-                      "values": seed_matrix(every_rm[pol], primary_outcome),
-                      "reward_models": [p["reward_model"] for p in every_rm[pol]]} for pol in policies}
+    paper_set = contest_scopes(scope_points(points, include_ground_truth, exclude), primary_outcome)
+    every_rm = contest_scopes(scope_points(points, include_ground_truth=True), primary_outcome)
     claims = [
         claim_low_variance_slower(points, perfect, primary_outcome),
-        claim_variance_beats_offpolicy(corr, primary_outcome, policies),
+        claim_variance_beats_offpolicy(paper_set, every_rm, primary_outcome, rm_set=describe_set(
+            include_ground_truth, exclude), n_resamples=n_resamples, seed=seed),
         claim_best_differs(points, ranks),
-        claim_forecast_ranks_best(d_scopes, forecast, primary_outcome, n_resamples=n_resamples, seed=seed),
+        claim_forecast_ranks_best({pol: every_rm[pol] for pol in policies}, forecast, primary_outcome,
+                                  n_resamples=n_resamples, seed=seed),
     ]
     return {"points": points, "correlations": corr, "correlations_all_rms": corr_all, "rankings": ranks,
             "claims": claims}

@@ -55,6 +55,8 @@ def train_serial(out: Path, todo: Todo, train_fn: TrainFn, timing: dict[str, Any
             raise UserError(f"train run {run.key}: {e}") from None
         timing["train_s"][run.key] = round(time.perf_counter() - t0, 3)
         mark_done(out, run, identity)
+        console().print(f"train {i + 1}/{len(todo)} {run.key}: finished in {timing['train_s'][run.key]:.1f} s",
+                        highlight=False)
 
 
 def _train_job(train_fn: TrainFn, train_cfg: Any, folder: str, log: str, threads: int) -> float:
@@ -81,7 +83,7 @@ def train_pool(jobs: int, out: Path, todo: Todo, train_fn: TrainFn, timing: dict
     console().print(f"training {len(todo)} runs, {jobs} at a time; logs in {out / 'logs'}")
     ctx = multiprocessing.get_context("spawn")  # fork after torch/rich threads started is unsafe
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool, progress_bar("train runs", len(todo)) as advance:
-        futures = {}
+        futures, finished = {}, 0
         for run, identity in todo:
             fut = pool.submit(_train_job, train_fn, run.config, str(run.folder(out)), str(run.log(out)), threads)
             futures[fut] = (run, identity)
@@ -93,6 +95,9 @@ def train_pool(jobs: int, out: Path, todo: Todo, train_fn: TrainFn, timing: dict
                 except UserError as e:
                     raise UserError(f"train run {run.key}: {e} (log: {run.log(out)})") from None
                 mark_done(out, run, identity)
+                finished += 1
+                console().print(f"train {finished}/{len(todo)} {run.key}: finished in {timing['train_s'][run.key]:.1f} s",
+                                highlight=False)
                 advance(1)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # finished runs keep their done.json

@@ -21,9 +21,9 @@ from typing import Any, Callable
 from ..core import io
 from ..core.config import to_plain
 from ..core.errors import UserError
-from ..core.progress import console
+from ..core.progress import console, result_console
 from ..evaluate.config import EvaluateConfig
-from ..train.run_dir import read_metrics
+from ..core.run_dir import read_metrics
 from . import analysis, executors, outcomes
 from .claims import HELD, NOT_HELD, UNDETERMINED
 from .config import StudyConfig
@@ -287,9 +287,7 @@ def forecast_cost(out: Path, grid: Grid) -> dict[str, Any]:
 
 def print_claims(study: dict[str, Any]) -> None:
     """The claims, one line each, on stdout (the result of the command)."""
-    from rich.console import Console
-
-    c = Console()
+    c = result_console()
     colour = {HELD: "green", NOT_HELD: "red", UNDETERMINED: "yellow"}
     for claim in study["claims"]:
         c.print(f"[{colour[claim['status']]}]({claim['id']}) {claim['status']}[/]: {claim['statement']}")

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..core.hf import format_conversation, format_prompt
+from ..core.chat import format_conversation, format_prompt
 
 Progress = Callable[[int], None]
 

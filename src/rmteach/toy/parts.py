@@ -99,10 +99,14 @@ class Job:
     steps: int
 
 
-def _work(job: Job, progress: Callable[[int], None] | None) -> dict[str, Any]:
+def _work(job: Job, progress: Callable[[int], None] | None) -> tuple[dict[str, Any], float]:
+    """Build one part; returns its facts and its wall time in seconds."""
+    import time
+
+    t0 = time.perf_counter()
     info = job.fn(job.part, *job.args, progress=progress)
     job.part.finish(info)
-    return info
+    return info, time.perf_counter() - t0
 
 
 _QUEUE: Any = None  # in a worker: where progress goes
@@ -125,7 +129,7 @@ def _init_child(queue: Any) -> None:
     torch.set_num_threads(1)
 
 
-def _work_in_child(job: Job) -> dict[str, Any]:
+def _work_in_child(job: Job) -> tuple[dict[str, Any], float]:
     import os
 
     def progress(n: int) -> None:
@@ -166,10 +170,15 @@ def run_jobs(jobs: list[Job], *, workers: int, title: str) -> dict[str, dict[str
             todo.append(job)
     if not todo:
         return infos
+    def finished(what: str, result: tuple[dict[str, Any], float]) -> None:
+        infos[what] = result[0]
+        console().print(f"{title}: part '{what}' finished in {result[1]:.1f} s ({len(infos)}/{len(jobs)})",
+                        highlight=False)
+
     with progress_bar(title, sum(j.steps for j in todo)) as advance:
         if workers <= 1 or len(todo) == 1 or sum(j.steps for j in todo) < MIN_PARALLEL_STEPS:
             for job in todo:
-                infos[job.what] = _work(job, advance)
+                finished(job.what, _work(job, advance))
             return infos
         ctx = get_context("spawn")  # fork is unsafe once torch has started its thread pools
         queue = ctx.Queue()
@@ -187,7 +196,7 @@ def run_jobs(jobs: list[Job], *, workers: int, title: str) -> dict[str, dict[str
                 time.sleep(0.2)
                 drain()
                 for what in [w for w, r in pending.items() if r.ready()]:
-                    infos[what] = pending.pop(what).get()  # re-raises a worker's exception here
+                    finished(what, pending.pop(what).get())  # re-raises a worker's exception here
             pool.close()
             time.sleep(0.1)
             drain()

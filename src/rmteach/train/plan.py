@@ -8,9 +8,9 @@ from typing import Any, Callable
 from ..backends.rewards import check_reward_source
 from ..core.errors import UserError
 from ..core.hf import check_model_ref
-from ..core.progress import console
+from ..core.progress import console, result_console
+from ..core.trl import check_report_to
 from .config import Layout, TrainConfig
-from .trainer import check_report_to
 
 
 def check_inputs(cfg: TrainConfig, *, strict: bool) -> list[str]:
@@ -79,7 +79,6 @@ def plan(cfg: TrainConfig, out: Path, steps: int | None, layout: Layout, trl_arg
 
 
 def print_plan(p: dict[str, Any], missing: list[str]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="rmteach train --dry-run: nothing loaded, nothing written", show_header=False)
@@ -87,7 +86,7 @@ def print_plan(p: dict[str, Any], missing: list[str]) -> None:
     table.add_column()
     for key, value in p.items():
         table.add_row(key, str(value))
-    Console().print(table)
+    result_console().print(table)
     for m in missing:
         console().print(f"[yellow]warning:[/yellow] {m} (needed at run time)")
 

@@ -19,21 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.rewards import load_reward_model
-from ..core import io
+from ..core import io, run_dir
 from ..core.config import to_plain
 from ..core.data import Prompt, load_prompts
 from ..core.errors import ItemError, UserError, first_line
 from ..core.hf import check_context, cpu_threads, load_causal_lm, quiet, torch_dtype
 from ..core.metrics import Normalization
 from ..core.progress import console, progress_bar
-from . import run_dir
+from ..core.trl import quiet_third_party, use_cpu
 from .callback import TrackingCallback
 from .config import TrainConfig
 from .evaluator import Evaluator
 from .normalization import fit_initial_normalization, normalization_from_report
 from .plan import check_inputs, plan, print_plan
 from .rewards import TrainingStopped, gold_reward, proxy_reward
-from .trainer import build_trl_config, quiet_third_party, tidy_callbacks, train_dataset, trainer_class, use_cpu
+from .trainer import build_trl_config, tidy_callbacks, train_dataset, trainer_class
 
 SCHEMA = "rmteach.train/1"
 
@@ -86,7 +86,7 @@ def run_train(
         steps = cfg.steps if cfg.epochs is None else None
         if cfg.epochs is not None and cfg.train_prompts.path and Path(cfg.train_prompts.path).exists():
             steps = cfg.total_steps(len(_load(cfg, "train_prompts")))
-        args = build_trl_config(cfg, out, steps or 1, layout, use_cpu=use_cpu(cfg))
+        args = build_trl_config(cfg, out, steps or 1, layout, use_cpu=use_cpu(cfg.device))
         p = plan(cfg, out, steps, layout, args)
         if args.process_index == 0:
             print_plan(p, missing)
@@ -144,7 +144,7 @@ def preflight(cfg: TrainConfig, out: Path) -> tuple[list[Prompt], list[Prompt], 
             f"prompts_per_step ({cfg.prompts_per_step}) is larger than the train prompt set ({len(train_prompts)})"
         )
     steps = cfg.total_steps(len(train_prompts))
-    args = build_trl_config(cfg, out, steps, layout, use_cpu=use_cpu(cfg))
+    args = build_trl_config(cfg, out, steps, layout, use_cpu=use_cpu(cfg.device))
     if args.world_size != world:
         raise UserError(f"WORLD_SIZE says {world} processes but accelerate set up {args.world_size}")
     check_inputs(cfg, strict=True)

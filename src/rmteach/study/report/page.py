@@ -76,10 +76,11 @@ def correlation_rows(
     study: dict[str, Any], outcome: str, key: str = "correlations"
 ) -> tuple[list[str], list[list[str]]]:
     """Header and rows of a correlation table for `outcome`: one row per (predictor, scope), the paper's values
-    and the scope's noise ceiling beside; `key` picks the set (`correlations` or `correlations_all_rms`)."""
+    and the outcome's reliability over seeds beside; `key` picks the set (`correlations` or
+    `correlations_all_rms`)."""
     paper = PAPER_CORRELATIONS["gold" if outcome.startswith("gold") else "proxy"]
     header = ["predictor", "RMs compared", "n", *(_METHOD_LABEL[m] + " [95% CI]" for m in CORRELATIONS),
-              "noise ceiling (split-half Spearman)", "paper Pearson", "paper Spearman"]
+              "reliability over seeds (sqrt: Spearman ceiling)", "paper Pearson", "paper Spearman"]
     rows = []
     for pred in PREDICTORS:
         scopes = study[key]["scopes"]
@@ -88,17 +89,18 @@ def correlation_rows(
         for i, (scope, s) in enumerate(scopes.items()):
             cells = s["table"][pred][outcome]
             pp, ps = paper.get(pred, (None, None))
-            ceiling = (s.get("noise_ceiling") or {}).get(outcome) or {}
+            reliability = (s.get("reliability") or {}).get(outcome) or {}
             rows.append([PREDICTOR_LABELS[pred] if i == 0 else "", scope, str(s["n"]),
-                         *(_coef(cells[m]) for m in CORRELATIONS), _ceiling(ceiling),
+                         *(_coef(cells[m]) for m in CORRELATIONS), _reliability(reliability),
                          _num(pp) if i == 0 and pp is not None else "", _num(ps) if i == 0 and ps is not None else ""])
     return header, rows
 
 
-def _ceiling(c: dict[str, Any]) -> str:
-    if c.get("mean") is None:
+def _reliability(c: dict[str, Any]) -> str:
+    """'0.800 (sqrt 0.894; 3 splits)' or 'n/a'."""
+    if c.get("reliability") is None:
         return "n/a"
-    return f"{c['mean']:.3f} ({c['n_splits']} splits)"
+    return f"{c['reliability']:.3f} (sqrt {c['ceiling']:.3f}; {c['n_splits']} splits)"
 
 
 def forecast_cost_text(cost: dict[str, Any] | None) -> str:
@@ -211,9 +213,10 @@ def report_html(study: dict[str, Any], figures: dict[str, bytes], cost: dict[str
     if "correlations_all_rms" in study:
         b.append("<h2>Correlations over all RMs (how the forecasts are judged)</h2>")
         b.append('<p class="note">Every trained RM of a policy, the ground truth and the high-variance inaccurate '
-                 "RM included: an RM that hacks the ground truth must be forecast last. The noise ceiling is the "
-                 "Spearman between the RM rankings from two halves of the seeds, averaged over splits: how well "
-                 "any predictor could do with these seeds.</p>")
+                 "RM included: an RM that hacks the ground truth must be forecast last. The reliability is the "
+                 "Spearman between the RM rankings from two halves of the seeds, averaged over splits and stepped "
+                 "up to all the seeds (Spearman-Brown); its square root is about what a predictor that knows the "
+                 "RMs' true outcomes scores, so a higher Spearman is luck.</p>")
         b.append(html_table(*correlation_rows(study, primary, "correlations_all_rms")))
     b.append("<h2>Correlations over the paper's set (Section 4.1)</h2>")
     notes = [f"{scope}: {s['note']}" for scope, s in study["correlations"]["scopes"].items() if s["note"]]

@@ -1,7 +1,7 @@
 """The study's figures (matplotlib `Figure`s, no pyplot): reward curves per RM and predictor scatter plots.
 
-Every function takes the study dict (`study.json`'s content) and returns a `Figure`; `core.html.fig_to_png`
-renders it.
+Every function takes the study dict (`study.json`'s content, its `points` being `study.points.Point`s) and
+returns a `Figure`; `core.html.fig_to_png` renders it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import FORECASTS, PREDICTOR_LABELS, PREDICTORS, counted, predictor_matrix
+from ..points import Point
 
 _DPI = 100
 
@@ -83,7 +84,7 @@ def _fmt(c: dict[str, Any] | None) -> str:
 
 def scatter_x(study: dict[str, Any], predictor: str) -> dict[tuple[str, str], float | None]:
     """Each point's x for `predictor`; `variance_and_accuracy` is scaled within each policy's candidate RMs."""
-    pts = study["points"]
+    pts: list[Point] = study["points"]
     xs: dict[tuple[str, str], float | None] = {}
     if predictor != "variance_and_accuracy":
         for p in pts:
@@ -119,14 +120,15 @@ def scatter_figure(study: dict[str, Any], predictor: str):
     outcome = study["primary_outcome"]
     corr = study[correlation_set(study, predictor)]
     xs = scatter_x(study, predictor)
-    policies = list(dict.fromkeys(p["policy"] for p in study["points"]))
+    points: list[Point] = study["points"]
+    policies = list(dict.fromkeys(p["policy"] for p in points))
     colours = _colours(policies)
     markers = "osD^vP*X"
     fig = _figure(5.6, 4.6)
     ax = fig.subplots()
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.11, top=0.80)
     for i, policy in enumerate(policies):
-        for p in (q for q in study["points"] if q["policy"] == policy):
+        for p in (q for q in points if q["policy"] == policy):
             x = xs.get((policy, p["reward_model"]))
             if x is None:
                 continue

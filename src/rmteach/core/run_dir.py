@@ -1,4 +1,5 @@
-"""The output folder of a train run: its marker (run.json), metrics.jsonl, checkpoints, resume and cleanup.
+"""The output folder of a TRL run (`rmteach train`, `rmteach rm train`): its marker (run.json), metrics.jsonl,
+checkpoints, resume and cleanup.
 
 A kill can happen anywhere: metrics.jsonl lines are appended whole (fsynced), a checkpoint counts only once
 its trainer_state.json parses, and resuming truncates metrics.jsonl to the checkpoint's step so every step
@@ -12,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..core import io
+from . import io
 
 MARKER = "run.json"
 METRICS = "metrics.jsonl"
