@@ -48,24 +48,18 @@ def _smoke(script: str, tmp_path: Path, *args: str) -> dict:
     return data
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory) -> tuple[Path, dict]:
-    """bench_toy's smoke run, its world kept (--out): the other benchmarks run on that world."""
-    tmp = tmp_path_factory.mktemp("bench_toy")
-    return tmp / "out" / "world", _smoke("bench_toy.py", tmp, "--out", str(tmp / "out"))
-
-
-def test_bench_toy(toy):
-    world, data = toy
+def test_bench_toy(tmp_path):
+    data = _smoke("bench_toy.py", tmp_path, "--out", str(tmp_path / "out"))
     assert set(data["figures"]) == {"build_s", "evaluate_s"} and data["sizes"]["preset"] == "tiny"
-    manifest = json.loads((world / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "out" / "world" / "manifest.json").read_text())
     zoo = [rm["name"] for rm in manifest["reward_models"]] + [manifest["ground_truth"]["name"]]
     assert sorted(data["report_card"]) == sorted(zoo)
     assert data["report_card"]["ground_truth"]["english_onpolicy_accuracy"] == 1.0  # the ground truth ranks perfectly
 
 
-def test_bench_train(toy, tmp_path):
-    data = _smoke("bench_train.py", tmp_path, "--world", str(toy[0]))
+def test_bench_train(toy_world, tmp_path):
+    world, manifest = toy_world
+    data = _smoke("bench_train.py", tmp_path, "--world", str(world))
     for clock in ("wall", "cpu"):
         f = data["figures"]
         assert {f"{clock}_ratio", f"{clock}_pair_ratio_min", f"{clock}_pair_ratio_max", f"{clock}_best_ratio"} <= set(f)
@@ -79,12 +73,11 @@ def test_bench_train(toy, tmp_path):
         [run] = data["step_seconds"][side]
         assert len(run["wall"]) == len(run["cpu"]) == 3 - 1
         assert data["runs"][f"{side}_wall_steps_per_s"][0] == pytest.approx(2 / sum(run["wall"]))
-    manifest = json.loads((toy[0] / "manifest.json").read_text())
     assert data["sizes"]["reward_model"] == manifest["reward_models"][0]["name"]
 
 
-def test_bench_evaluate(toy, tmp_path):
-    data = _smoke("bench_evaluate.py", tmp_path, "--world", str(toy[0]))
+def test_bench_evaluate(toy_world, tmp_path):
+    data = _smoke("bench_evaluate.py", tmp_path, "--world", str(toy_world[0]))
     f = data["figures"]
     assert set(f) == {"speedup", "rmteach_s", "plain_s", "one_more_rm_s"}
     assert f["speedup"] == pytest.approx(f["plain_s"] / f["rmteach_s"])
