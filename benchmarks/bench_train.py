@@ -34,7 +34,7 @@ from unittest import mock
 
 from transformers import TrainerCallback
 
-from benchlib import add_options, run, save, toy_world
+from benchlib import add_options, fail, run, save, toy_world
 
 
 class StepClock(TrainerCallback):
@@ -137,6 +137,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.smoke:
         args.steps, args.repeats = 3, 1
+    if args.steps < 2 or args.repeats < 1:
+        fail(f"--steps must be >= 2 (steps 1..N-1 are timed) and --repeats >= 1 (got {args.steps}, {args.repeats})")
 
     import torch
 
