@@ -173,10 +173,13 @@ def iter_user_lines(path: str | os.PathLike, what: str, *, progress: str | None 
                     bad = lineno + data.count(b"\n") + 1
                     raise UserError(f"{what} {path}: line {bad} is longer than {_mib(max_line_bytes)}; expected one "
                                     "JSON object a line")
-                lines = _decoded(data, path, what, lineno + 1).split("\n")
+                try:
+                    lines: list[str] | list[bytes] = data.decode("utf-8").split("\n")
+                except UnicodeDecodeError:  # decoded line by line: the lines before the bad one are read
+                    lines = data.split(b"\n")
                 for line in lines[:-1] if data.endswith(b"\n") or not data else lines:
                     lineno += 1
-                    yield lineno, line
+                    yield lineno, line if isinstance(line, str) else _decoded(line, path, what, lineno)
                 advance(len(block) / 2**20)
                 if not block:
                     return
