@@ -162,8 +162,8 @@ def iter_user_lines(path: str | os.PathLike, what: str, *, progress: str | None 
     path = Path(path)
     with open_user_file(path, what) as (f, size):
         shown = progress is not None and size >= PROGRESS_BYTES and os.environ.get("RANK", "0") == "0"
-        with progress_bar(f"{progress} (MiB)", total=size / 2**20, shown=shown) as advance:
-            lineno, tail, first = 0, b"", True
+        with progress_bar(f"{progress} (KiB)", -(-size // 1024), shown=shown) as advance:
+            lineno, tail, first, kib = 0, b"", True, 0  # kib: the KiB read so far, as the bar counts them
             while True:  # blocks of whole lines, decoded and split at once: a readline a line takes twice as long
                 block = f.read(max(CHUNK_BYTES, 3 if first else 1))  # the first: a whole byte-order mark
                 buf, first = tail + (block.removeprefix(b"\xef\xbb\xbf") if first else block), False
@@ -180,9 +180,10 @@ def iter_user_lines(path: str | os.PathLike, what: str, *, progress: str | None 
                 for line in lines[:-1] if data.endswith(b"\n") or not data else lines:
                     lineno += 1
                     yield lineno, line if isinstance(line, str) else _decoded(line, path, what, lineno)
-                advance(len(block) / 2**20)
                 if not block:
                     return
+                advance(-(-f.tell() // 1024) - kib)
+                kib = -(-f.tell() // 1024)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
