@@ -1,7 +1,7 @@
 """Where a prompt or preference set's rows come from (`DataConfig`), read into plain row dicts.
 
-- `path` to a `.jsonl` file (or any other suffix than below): read line by line here, so a bad line is named
-  by its number (`p.jsonl:3: not valid JSON`). UTF-8; a byte-order mark is dropped.
+- `path` to a `.jsonl` file (or any other suffix than below): streamed line by line here, so a bad line is named
+  by its number (`p.jsonl:3: not valid JSON`) and `limit` stops the reading. UTF-8; a byte-order mark is dropped.
 - `path` to a `.json` (one array of objects, or JSON lines), `.parquet` or `.csv` file, or `data_files`
   (a file, a glob, a list, or `{split: files}`): `datasets.load_dataset` with the matching builder.
 - `path` to a folder saved with `save_to_disk`: `datasets.load_from_disk`.
@@ -148,13 +148,11 @@ def _load_files(data_files: Any, what: str, where: str) -> Any:
         bad = next((f for f in files if Path(f).suffix.lower() not in BUILDERS), files[0])
         raise UserError(f"{what} set {where}: data files must all be .json/.jsonl, .parquet or .csv (got {bad}"
                         + (")" if None in kinds else ", among others of another format)"))
-    for f in files:  # each file, and each a glob matches, a regular file: a FIFO or a device would block or not end
-        for name in sorted(glob.glob(f)) if any(c in f for c in "*?[") else [f]:
-            try:
-                check_user_file(name, f"{what} set")
-            except UserError as e:
-                raise UserError(f"{e}; name its files (a glob such as {name}/*.parquet)" if Path(name).is_dir() else
-                                str(e)) from None
+    for f in files:  # each file, and each file a glob matches, regular: a FIFO or a device would block or not end
+        if not any(c in f for c in "*?[") and Path(f).is_dir():
+            raise UserError(f"{what} set {f} is a folder; name its files (a glob such as {f}/*.parquet)")
+        for name in [n for n in sorted(glob.glob(f)) if not Path(n).is_dir()] if any(c in f for c in "*?[") else [f]:
+            check_user_file(name, f"{what} set")
     try:
         with _quiet():
             return datasets.load_dataset(kinds.pop(), data_files=data_files)
