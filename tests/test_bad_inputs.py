@@ -77,14 +77,16 @@ class Ctx:
 
     def deny(self, path: Path) -> Path:
         """Make reading `path` fail as an unreadable file does (tests run as root: chmod cannot)."""
-        original = Path.read_bytes
+        import os
 
-        def read_bytes(p: Path) -> bytes:
-            if p == path:
+        original = os.open  # every file the user names is opened by rmteach.core.io.open_user_file
+
+        def refuse(p: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+            if Path(p) == path:
                 raise PermissionError(13, "Permission denied", str(p))
-            return original(p)
+            return original(p, flags, *args, **kwargs)
 
-        self.monkeypatch.setattr(Path, "read_bytes", read_bytes)
+        self.monkeypatch.setattr(os, "open", refuse)
         return path
 
 

@@ -5,14 +5,26 @@ What comes back is checked: one real number (or None, for "no reward") per compl
 1-D array. A function that raises, or returns anything else, stops the command with one line naming the RM,
 what was expected, and the first prompt of the failing call (`rmteach --debug` shows the function's own
 traceback).
+
+`timeout_s` (here and on the custom backend) bounds each call. Python cannot stop a running call from outside:
+`signal.alarm` would, between bytecodes, but only in the main thread (`rmteach serve-rm` scores in worker
+threads), only on Unix, and it takes SIGALRM from the user's own code. So `TimedCalls` runs each call in a
+daemon worker thread and waits at most `timeout_s` for it; one that overruns is abandoned, still running, and
+the command ends with one line (exit 2): interpreter shutdown never joins a daemon thread, so the process exits.
+Every later call of that RM is refused, so the abandoned call never runs beside another. The worker gets the
+caller's context variables and torch's per-thread settings (grad and inference mode, the current CUDA device).
 """
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import math
 import numbers
-from typing import Any, Callable, Mapping, Sequence
+import sys
+import threading
+from contextlib import ExitStack, nullcontext
+from typing import Any, Callable, ContextManager, Mapping, Sequence
 
 import numpy as np
 
@@ -39,6 +51,68 @@ def import_callable(spec: str, what: str) -> Callable[..., Any]:
     if not callable(obj):
         raise UserError(f"{what}: '{spec}' is not callable")
     return obj
+
+
+class CallTimeout(Exception):
+    """A call of `TimedCalls` that did not return within its timeout (it may still be running)."""
+
+
+def _torch_state() -> Callable[[], ContextManager[Any]]:
+    """A context-manager factory that sets torch's per-thread settings of the calling thread in another thread:
+    grad mode, inference mode and the current CUDA device (nothing without torch imported)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return nullcontext
+    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+    device = torch.cuda.current_device() if torch.cuda.is_initialized() else None
+
+    def enter() -> ExitStack:
+        stack = ExitStack()
+        stack.enter_context(torch.inference_mode() if inference else torch.set_grad_enabled(grad))
+        if device is not None:
+            stack.enter_context(torch.cuda.device(device))
+        return stack
+
+    return enter
+
+
+class TimedCalls:
+    """Calls of a user's function given at most `timeout_s` seconds each (None: called directly, no thread).
+
+    See the module's docstring for why a daemon thread. Raises `CallTimeout` when a call overruns, and at once
+    for every call after that one.
+
+    >>> TimedCalls(1.0)(sorted, [2, 1])
+    [1, 2]
+    """
+
+    def __init__(self, timeout_s: float | None) -> None:
+        self.timeout_s, self.overran = timeout_s, False
+
+    def __call__(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if self.timeout_s is None:
+            return fn(*args, **kwargs)
+        if self.overran:
+            raise CallTimeout("an earlier call did not return and may still be running")
+        box: dict[str, Any] = {}
+        done, context, torch_state = threading.Event(), contextvars.copy_context(), _torch_state()
+
+        def work() -> None:
+            try:
+                with torch_state():
+                    box["value"] = context.run(fn, *args, **kwargs)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller, which reports it
+                box["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name=f"rmteach-call-{getattr(fn, '__name__', 'fn')}", daemon=True).start()
+        if not done.wait(self.timeout_s):
+            self.overran = True
+            raise CallTimeout(f"did not return within timeout_s={self.timeout_s:g} s")
+        if "error" in box:
+            raise box.pop("error")
+        return box["value"]
 
 
 def as_rewards(got: Any, n: int) -> tuple[np.ndarray | None, str | None]:
@@ -82,6 +156,7 @@ class CallableRewardModel:
         assert cfg.callable is not None
         self.name, self.cfg = cfg.name, cfg
         self.fn = import_callable(cfg.callable, f"reward model '{cfg.name}'")
+        self.calls = TimedCalls(cfg.timeout_s)
 
     def score(
         self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,
@@ -96,7 +171,9 @@ class CallableRewardModel:
             kw = {k: list(v[start : start + bs]) for k, v in (extras or {}).items()}
             where = f"on the call with {len(p)} completions starting at {{item}} ({prompt_text(p[0])[:40]!r})"
             try:
-                got = self.fn(prompts=p, completions=c, **kw)
+                got = self.calls(self.fn, prompts=p, completions=c, **kw)
+            except CallTimeout as e:
+                raise ItemError(f"{who} {e} (timeout_s); {where}", start) from None
             except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code: its message; --debug: traceback
                 msg = first_line(e, "(no message)")
                 raise ItemError(f"{who} raised {type(e).__name__}: {msg}; {where}", start) from e

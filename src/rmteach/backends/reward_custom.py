@@ -14,7 +14,8 @@ tuple, 1-D array or tensor, or an (n, 1) column. Several heads are fine when `cu
 the key of a dict, the attribute of an object (a `ModelOutput`, ArmoRM's output), the column of an (n, heads)
 array, tensor or list of rows, or a list of these applied in turn (`[rewards, 0]`). What comes out is checked
 as a callable's is (`as_rewards`); anything else stops the command with one line naming the RM and the first
-prompt of the call. A scorer with a `close()` method is closed with the RM.
+prompt of the call. A scorer with a `close()` method is closed with the RM. `timeout_s` bounds each call of the
+scorer, as a callable's (`reward_callable.TimedCalls`: the call runs in a daemon thread, abandoned if it overruns).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 from ..core.blocks import RewardModelConfig
 from ..core.chat import prompt_text
 from ..core.errors import ItemError, UserError, first_line
-from .reward_callable import as_rewards, import_callable
+from .reward_callable import CallTimeout, TimedCalls, as_rewards, import_callable
 from .reward_hf import Batches
 
 Output = str | int | list[str | int] | None
@@ -101,6 +102,7 @@ class CustomRewardModel:
             raise UserError(f"{what}: builder {c.builder} returned a {type(self.scorer).__name__}, not a scorer (a "
                             "callable (prompts, completions, **extras) -> rewards)")
         self.batches, self.output = Batches(cfg.batch_size, device, what), c.output
+        self.calls = TimedCalls(cfg.timeout_s)
         shown = f", output {c.output!r}" if c.output is not None else ""
         self._who = f"{what} ({c.builder}{shown})"
 
@@ -121,7 +123,9 @@ class CustomRewardModel:
             kw = {k: list(v[start:stop]) for k, v in (extras or {}).items()}
             where = f"on the call with {len(p)} completions starting at {{item}} ({prompt_text(p[0])[:40]!r})"
             try:
-                got = self.scorer(prompts=p, completions=c, **kw)
+                got = self.calls(self.scorer, prompts=p, completions=c, **kw)
+            except CallTimeout as e:
+                raise ItemError(f"{self._who} {e} (timeout_s); {where}", start) from None
             except (Exception, SystemExit) as e:  # noqa: BLE001 - the user's code: its message; --debug: traceback
                 if self.batches.absorbs(e):
                     raise

@@ -84,6 +84,10 @@ class RewardModelConfig(Strict):
         "at 64 on a GPU (16 elsewhere) and halve at each out-of-memory, keeping the size that fits (hf, custom); "
         "an http RM's batch size is http.batch_size")
     dtype: Dtype | None = Field(None, description="this RM's dtype (hf, custom), instead of the command's `dtype`")
+    timeout_s: float | None = Field(
+        None, gt=0.0, description="callable, custom: seconds one call of the function or scorer may take; a call "
+        "that takes longer stops the command (exit 2) naming the RM and the prompt (unset: no limit; an http RM's "
+        "limit is http.timeout_s)")
 
     # -- Hugging Face options (path only) ---------------------------------------------------------------------
     max_length: int = Field(2048, ge=8, description="truncate (prompt + response) to this many RM tokens")
@@ -127,6 +131,10 @@ class RewardModelConfig(Strict):
             are, it = ("is an option", "it") if len(misplaced) == 1 else ("are options", "them")
             raise ValueError(f"reward model '{self.name}': {', '.join(misplaced)} {are} of {kinds} RMs only; this "
                              f"one uses '{source}': remove {it}")
+        if self.timeout_s is not None and source not in ("callable", "custom"):
+            also = " (an http RM's is http.timeout_s)" if source == "http" else ""
+            raise ValueError(f"reward model '{self.name}': timeout_s is an option of 'callable' and 'custom' RMs "
+                             f"only{also}; this one uses '{source}': remove it")
         if self.load_in_8bit and self.load_in_4bit:
             raise ValueError(f"reward model '{self.name}': load_in_8bit or load_in_4bit, not both")
         return self

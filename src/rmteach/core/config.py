@@ -33,6 +33,61 @@ def check_device(v: str) -> str:
 
 
 
+# A config is a few hundred values; YAML aliases can make a few lines stand for billions ("billion laughs"),
+# which the key checks below would copy level by level. The composed node graph is measured before any value
+# is built: its size as a tree (each alias counted as what it stands for) and its depth.
+MAX_CONFIG_BYTES = 2**20
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 64
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def check_yaml_size(root: yaml.Node, source: str) -> None:
+    """Refuse a composed YAML document that expands past `MAX_YAML_NODES` nodes or `MAX_YAML_DEPTH` levels, or
+    holds an alias inside its own anchor (a loop), without expanding it: each node's tree size is counted once."""
+    size: dict[int, int] = {}  # id(node) -> its size as a tree, aliases expanded
+    open_ids: set[int] = set()  # the nodes on the path from the root: an alias to one of them is a loop
+    stack = [(root, 1, False)]
+    while stack:
+        node, depth, closing = stack.pop()
+        if closing:
+            open_ids.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in _children(node))
+            if size[id(node)] > MAX_YAML_NODES:
+                raise UserError(f"{source}: its anchors and aliases (&, *) expand to more than {MAX_YAML_NODES:,} "
+                                "values; a config this large is not one rmteach reads")
+            continue
+        if id(node) in size:
+            continue
+        if id(node) in open_ids:
+            raise UserError(f"{source}: an alias (*) inside the value of its own anchor (&) makes a loop")
+        if depth > MAX_YAML_DEPTH:
+            raise UserError(f"{source}: values nested more than {MAX_YAML_DEPTH} levels deep")
+        open_ids.add(id(node))
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in _children(node) if id(c) not in size)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """`yaml.safe_load` of `text`, refusing (one `UserError` naming `source`) a document whose aliases expand
+    too far, before anything is expanded (`check_yaml_size`). Syntax errors stay `yaml.YAMLError`s."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        check_yaml_size(node, source)
+        return loader.construct_document(node)
+    except RecursionError:  # the composer is recursive: brackets nested a few hundred deep
+        raise UserError(f"{source}: values nested more than {MAX_YAML_DEPTH} levels deep") from None
+    finally:
+        loader.dispose()
+
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -92,7 +147,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             raise UserError(f"--set expects key=value, got {pair!r}")
         key, raw = pair.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw else ""
+            value = load_yaml(raw, f"--set {key}") if raw else ""
         except yaml.YAMLError:
             value = raw
         node = out
@@ -129,9 +184,9 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     from .io import read_user_text
 
     path = Path(path)
-    text = read_user_text(path, "config file")
+    text = read_user_text(path, "config file", MAX_CONFIG_BYTES)
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, str(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""

@@ -26,18 +26,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from .blocks import DataConfig
 from .chat import Message, PromptInput, as_prompt, as_turns, messages, prompt_text, same_turns, split_response
 from .errors import UserError
+from .progress import progress_bar
 from .sources import Row, read_rows
 
 # Keyword arguments TRL (or a reward backend) passes itself: a column of that name is not handed on.
 NOT_EXTRAS = ("prompt", "prompts", "completion", "completions", "completion_ids", "trainer_state", "log_extra",
               "log_metric", "environments")
+BIG_SET = 100_000  # rows from which checking a set shows a progress bar
 
 
 @dataclass(frozen=True)
@@ -148,12 +151,22 @@ def load_prompts(cfg: DataConfig) -> list[Prompt]:
     rows = read_rows(cfg, "prompt")
     col, id_col = cfg.columns.get("prompt", "prompt"), cfg.columns.get("id", "id")
     out = []
-    for i, (pid, row) in enumerate(zip(_ids(rows, id_col, where), rows)):
+    for i, pid, row in _checking(rows, id_col, where):
         if col not in row:
             raise UserError(f"{where}: row {i} has no '{col}' column (needs: {col})")
         text, chat = _made(_prompt(row[col], col, i, where))
         out.append(Prompt(pid, text, chat, _extra(row, {col, id_col})))
     return out
+
+
+def _checking(rows: list[Row], id_col: str, where: str) -> Iterator[tuple[int, str, Row]]:
+    """(index, id, row) of each row; a set of `BIG_SET` rows or more shows a progress bar (a million take seconds)."""
+    shown = len(rows) >= BIG_SET and os.environ.get("RANK", "0") == "0"  # the first process of a launch only
+    with progress_bar(f"checking {where.rsplit('/', 1)[-1]}", len(rows), shown=shown) as advance:
+        for i, (pid, row) in enumerate(zip(_ids(rows, id_col, where), rows)):
+            yield i, pid, row
+            if i % 10_000 == 9_999 or i == len(rows) - 1:
+                advance(i % 10_000 + 1)
 
 
 def _pair(row: Row, i: int, pid: str, cols: dict[str, str], id_col: str, where: str) -> PreferencePair:
@@ -189,7 +202,7 @@ def load_preferences(cfg: DataConfig, *, keep_identical: bool = False) -> list[P
     rows = read_rows(cfg, "preference")
     cols = {f: cfg.columns.get(f, f) for f in ("prompt", "chosen", "rejected")}
     id_col = cfg.columns.get("id", "id")
-    pairs = [_pair(r, i, pid, cols, id_col, where) for i, (pid, r) in enumerate(zip(_ids(rows, id_col, where), rows))]
+    pairs = [_pair(r, i, pid, cols, id_col, where) for i, pid, r in _checking(rows, id_col, where)]
     kept = [p for p in pairs if p.chosen != p.rejected]
     if len(kept) < len(pairs) and not keep_identical:
         first = next(p.id for p in pairs if p.chosen == p.rejected)

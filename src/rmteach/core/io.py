@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 
 @contextmanager
@@ -37,36 +38,152 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def read_user_text(path: str | os.PathLike, what: str) -> str:
-    """The text of a file the user named: UTF-8, a leading byte-order mark dropped.
+MAX_TEXT_BYTES = 64 * 2**20  # a file read whole (a config, a report): anything larger is not one of ours
+MAX_LINE_BYTES = 64 * 2**20  # one line of a JSONL set: a longer "line" is a file that is no JSONL
+PROGRESS_BYTES = 16 * 2**20  # a file streamed with a progress bar from this size on
+CHUNK_BYTES = 4 * 2**20  # a streamed file is read in blocks of this size
+_NOT_REGULAR = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
 
-    Arguments:
-        path: the file.
-        what: what it is, for the message (e.g. "prompt set", "config file").
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def check_user_file(path: str | os.PathLike, what: str) -> int:
+    """Refuse what a user-named file cannot be, looking only at its type (`os.stat`: nothing is opened, so a FIFO
+    without a writer cannot block): missing, a folder, a device, a FIFO, a socket.
 
     Returns:
-        Its text. Raises `UserError` naming the file when it is missing, a folder, unreadable or not UTF-8
-        (with the line of the first bad byte).
+        Its size in bytes. Raises `UserError` naming the file otherwise.
     """
     from .errors import UserError
 
     path = Path(path)
     try:
-        if path.is_dir():
-            raise UserError(f"{what} {path} is a folder; expected a file")
-        data = path.read_bytes()
+        st = os.stat(path)
     except FileNotFoundError:
         raise UserError(f"{what} not found: {path}") from None
     except PermissionError:
         raise UserError(f"{what} {path}: permission denied (make it readable to this user)") from None
+    except OSError as e:  # a name too long, a loop of links
+        raise UserError(f"{what} {path}: cannot read it ({e.strerror or e})") from None
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{what} {path} is a folder; expected a file")
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _NOT_REGULAR if test(mode)), "not a regular file")
+        raise UserError(f"{what} {path} is {kind}, not a regular file: name a file (a pipe or device is not read)")
+    return st.st_size
+
+
+@contextmanager
+def open_user_file(path: str | os.PathLike, what: str) -> Iterator[tuple[BinaryIO, int]]:
+    """Open a regular file the user named for binary reading; yields (the file, its size in bytes).
+
+    The type is checked before opening (`check_user_file`), and the open itself never waits (O_NONBLOCK, type
+    checked again on the open file): a FIFO swapped in between is refused, not waited on. Errors: one `UserError`
+    naming the file, reads included.
+    """
+    from .errors import UserError
+
+    path = Path(path)
+    check_user_file(path, what)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except PermissionError:
+        raise UserError(f"{what} {path}: permission denied (make it readable to this user)") from None
     except OSError as e:
         raise UserError(f"{what} {path}: cannot read it ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{what} {path} is not a regular file: name a file (a pipe or device is not read)")
+        try:
+            yield f, st.st_size
+        except OSError as e:  # a read error (EIO), a file truncated under us
+            raise UserError(f"{what} {path}: cannot read it ({e.strerror or e})") from None
+
+
+def _decoded(data: bytes, path: Path, what: str, line: int = 1) -> str:
+    """UTF-8 text of `data`, whose first line is line `line` of `path`; a `UserError` naming the line otherwise."""
+    from .errors import UserError
+
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
+        line += data[: e.start].count(b"\n")
         raise UserError(f"{what} {path}: not UTF-8 text (byte 0x{data[e.start]:02x} on line {line}); "
                         "save it as UTF-8") from None
+
+
+def read_user_text(path: str | os.PathLike, what: str, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The text of a file the user named: UTF-8, a leading byte-order mark dropped, at most `max_bytes` long.
+
+    Arguments:
+        path: the file.
+        what: what it is, for the message (e.g. "prompt set", "config file").
+        max_bytes: the largest file read; a larger one is refused before it is read (a file that reports no
+            size, such as those of /proc, is read up to one byte more and refused then).
+
+    Returns:
+        Its text. Raises `UserError` naming the file when it is missing, a folder, not a regular file (a FIFO,
+        /dev/zero), larger than `max_bytes`, unreadable or not UTF-8 (with the line of the first bad byte).
+    """
+    from .errors import UserError
+
+    path = Path(path)
+    with open_user_file(path, what) as (f, size):
+        data = f.read(max_bytes + 1) if size <= max_bytes else b""
+    if size > max_bytes or len(data) > max_bytes:
+        raise UserError(f"{what} {path} is larger than {_mib(max_bytes)}" + (f" ({_mib(size)})" if size else "")
+                        + f"; a {what} this large is not one rmteach reads")
+    return _decoded(data.removeprefix(b"\xef\xbb\xbf"), path, what)
+
+
+def iter_user_lines(path: str | os.PathLike, what: str, *, progress: str | None = None,
+                    max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str]]:
+    """Stream the lines of a UTF-8 file the user named, split at "\\n" only (U+2028 may sit inside a JSON string).
+
+    Arguments:
+        path: the file.
+        what: what it is, for the messages.
+        progress: a progress bar's description, shown (by the first process of a launch) for a file of
+            `PROGRESS_BYTES` or more; None: no bar.
+        max_line_bytes: the longest line read; a longer one is refused (a file with no line breaks is no JSONL).
+
+    Returns:
+        An iterator of (line number from 1, the line without its "\\n"); a byte-order mark opening the file is
+        dropped. Errors as `read_user_text`'s, a bad byte or an overlong line named by its line number.
+    """
+    from .errors import UserError
+    from .progress import progress_bar
+
+    path = Path(path)
+    with open_user_file(path, what) as (f, size):
+        shown = progress is not None and size >= PROGRESS_BYTES and os.environ.get("RANK", "0") == "0"
+        with progress_bar(f"{progress} (KiB)", -(-size // 1024), shown=shown) as advance:
+            lineno, tail, first, kib = 0, b"", True, 0  # kib: the KiB read so far, as the bar counts them
+            while True:  # blocks of whole lines, decoded and split at once: a readline a line takes twice as long
+                block = f.read(max(CHUNK_BYTES, 3 if first else 1))  # the first: a whole byte-order mark
+                buf, first = tail + (block.removeprefix(b"\xef\xbb\xbf") if first else block), False
+                cut = buf.rfind(b"\n") + 1 if block else len(buf)  # at the end, the last line needs no "\n"
+                data, tail = buf[:cut], buf[cut:]
+                if len(tail) > max_line_bytes:  # so no line is longer than this plus one block
+                    bad = lineno + data.count(b"\n") + 1
+                    raise UserError(f"{what} {path}: line {bad} is longer than {_mib(max_line_bytes)}; expected one "
+                                    "JSON object a line")
+                try:
+                    lines: list[str] | list[bytes] = data.decode("utf-8").split("\n")
+                except UnicodeDecodeError:  # decoded line by line: the lines before the bad one are read
+                    lines = data.split(b"\n")
+                for line in lines[:-1] if data.endswith(b"\n") or not data else lines:
+                    lineno += 1
+                    yield lineno, line if isinstance(line, str) else _decoded(line, path, what, lineno)
+                if not block:
+                    return
+                advance(-(-f.tell() // 1024) - kib)
+                kib = -(-f.tell() // 1024)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

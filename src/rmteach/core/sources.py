@@ -1,7 +1,7 @@
 """Where a prompt or preference set's rows come from (`DataConfig`), read into plain row dicts.
 
-- `path` to a `.jsonl` file (or any other suffix than below): read line by line here, so a bad line is named
-  by its number (`p.jsonl:3: not valid JSON`). UTF-8; a byte-order mark is dropped.
+- `path` to a `.jsonl` file (or any other suffix than below): streamed line by line here, so a bad line is named
+  by its number (`p.jsonl:3: not valid JSON`) and `limit` stops the reading. UTF-8; a byte-order mark is dropped.
 - `path` to a `.json` (one array of objects, or JSON lines), `.parquet` or `.csv` file, or `data_files`
   (a file, a glob, a list, or `{split: files}`): `datasets.load_dataset` with the matching builder.
 - `path` to a folder saved with `save_to_disk`: `datasets.load_from_disk`.
@@ -14,6 +14,7 @@ naming the source. Columns and values are checked by `rmteach.core.data`.
 
 from __future__ import annotations
 
+import glob
 import json
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any, Iterator
 
 from .blocks import DataConfig
 from .errors import UserError, first_line
+from .io import check_user_file
 
 Row = dict[str, Any]
 # File suffix -> `datasets` builder. Given as `path`, only these go through load_dataset (others: our JSONL reader).
@@ -54,7 +56,7 @@ def read_rows(cfg: DataConfig, what: str) -> list[Row]:
             if path.suffix.lower() in LOADED:
                 ds = pick_split(_load_files(str(path), what, where), None, what, where)
             else:
-                rows = read_jsonl(path, what)
+                rows = read_jsonl(path, what, cfg.limit)
     if ds is not None:
         n = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
         rows = ds.select(range(n)).to_list()
@@ -64,13 +66,15 @@ def read_rows(cfg: DataConfig, what: str) -> list[Row]:
     return rows
 
 
-def read_jsonl(path: Path, what: str) -> list[Row]:
-    """The rows of a UTF-8 JSONL file, one JSON object a line (blank lines skipped); errors name the line."""
-    from .io import read_user_text
+def read_jsonl(path: Path, what: str, limit: int | None = None) -> list[Row]:
+    """The first `limit` rows (all without a limit) of a UTF-8 JSONL file, one JSON object a line (blank lines
+    skipped), streamed: a limit stops the reading, a large file shows a progress bar; errors name the line."""
+    from .io import iter_user_lines
 
-    text = read_user_text(path, f"{what} set")
-    rows = []
-    for lineno, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
+    rows: list[Row] = []
+    for lineno, line in iter_user_lines(path, f"{what} set", progress=f"reading {what} set {path.name}"):
+        if limit is not None and len(rows) >= limit:
+            break
         if not line.strip():
             continue
         try:
@@ -144,10 +148,11 @@ def _load_files(data_files: Any, what: str, where: str) -> Any:
         bad = next((f for f in files if Path(f).suffix.lower() not in BUILDERS), files[0])
         raise UserError(f"{what} set {where}: data files must all be .json/.jsonl, .parquet or .csv (got {bad}"
                         + (")" if None in kinds else ", among others of another format)"))
-    for f in files:
-        if not any(c in f for c in "*?[") and not Path(f).is_file():
-            raise UserError(f"{what} set not found: {f}" if not Path(f).is_dir() else
-                            f"{what} set {f} is a folder; name its files (a glob such as {f}/*.parquet)")
+    for f in files:  # each file, and each file a glob matches, regular: a FIFO or a device would block or not end
+        if not any(c in f for c in "*?[") and Path(f).is_dir():
+            raise UserError(f"{what} set {f} is a folder; name its files (a glob such as {f}/*.parquet)")
+        for name in [n for n in sorted(glob.glob(f)) if not Path(n).is_dir()] if any(c in f for c in "*?[") else [f]:
+            check_user_file(name, f"{what} set")
     try:
         with _quiet():
             return datasets.load_dataset(kinds.pop(), data_files=data_files)

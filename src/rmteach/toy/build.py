@@ -35,7 +35,7 @@ from .config import PolicySpec, ToyConfig, resolve_config, rm_prompt_count
 from .fit import FitSettings, fit_policy, fit_reward_model
 from .pairs import Row, mix, sampled_pairs, writer_pairs
 from .manifest import LONG_RM, SCHEMA, build_manifest, evaluate_config, mix_name, write_yaml
-from .parts import Job, Part, derive_seed, run_jobs
+from .parts import Job, Part, Workers, derive_seed, run_jobs
 
 PART_FOLDERS = ("data", "policies", "on_policy", "reward_models")
 MAX_LEN = 64  # positions of the tiny models: a conversation is at most ~25 tokens
@@ -193,6 +193,11 @@ def longer_chosen(row: Row) -> bool:
 
 def build(root: Path, cfg: ToyConfig, seed: int, *, workers: int) -> dict[str, Any]:
     """Build (or finish) every part under `root`; return the manifest (not yet written)."""
+    with Workers(workers) as pool:  # one set of worker processes for the policies and the zoo
+        return _build(root, cfg, seed, pool)
+
+
+def _build(root: Path, cfg: ToyConfig, seed: int, workers: Workers) -> dict[str, Any]:
     infos: dict[str, dict[str, Any]] = {}
     base = {"seed": seed, "words": list(task.WORDS)}
     data = Part.at(root, "data", {**base, "prompts": cfg.prompts.model_dump(), "pairs": cfg.zoo.pairs,

@@ -111,6 +111,7 @@ def _work(job: Job, progress: Callable[[int], None] | None) -> tuple[dict[str, A
 
 _QUEUE: Any = None  # in a worker: where progress goes
 _PARENT = 0  # in a worker: the building process; if it dies (killed), the worker stops at its next step
+PROGRESS_EVERY = 10  # a worker reports its steps in tens: one queue message per step cost ~3% of a build
 
 
 def _init_child(queue: Any) -> None:
@@ -132,12 +133,17 @@ def _init_child(queue: Any) -> None:
 def _work_in_child(job: Job) -> tuple[dict[str, Any], float]:
     import os
 
+    unsent = [0]
+
     def progress(n: int) -> None:
         if os.getppid() != _PARENT:  # orphaned: never finish a part for a build that is gone
             os._exit(1)
-        _QUEUE.put(n)
+        unsent[0] += n
+        if unsent[0] >= PROGRESS_EVERY:
+            _QUEUE.put((job.what, unsent[0]))
+            unsent[0] = 0
 
-    return _work(job, progress)
+    return _work(job, progress)  # the steps still unsent are counted when the part's result arrives
 
 
 # Starting a worker (a fresh interpreter importing torch and transformers) costs a few seconds: below this
@@ -145,19 +151,48 @@ def _work_in_child(job: Job) -> tuple[dict[str, Any], float]:
 MIN_PARALLEL_STEPS = 600
 
 
-def run_jobs(jobs: list[Job], *, workers: int, title: str) -> dict[str, dict[str, Any]]:
+class Workers:
+    """Up to `n` spawned worker processes, started when first needed and kept for every `run_jobs` of a build
+    (each start imports torch and transformers again: seconds of a core)."""
+
+    def __init__(self, n: int):
+        self.n, self.pool, self.queue = n, None, None
+
+    def start(self) -> tuple[Any, Any]:
+        """The pool and its progress queue, started on the first call."""
+        if self.pool is None:
+            from multiprocessing import get_context
+
+            ctx = get_context("spawn")  # fork is unsafe once torch has started its thread pools
+            self.queue = ctx.Queue()
+            self.pool = ctx.Pool(self.n, initializer=_init_child, initargs=(self.queue,))
+        return self.pool, self.queue
+
+    def stop(self) -> None:
+        """Stop the workers now (an error or Ctrl-C: their parts stay unfinished)."""
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.pool is not None and exc[0] is None:
+            self.pool.close()
+        self.stop()
+
+
+def run_jobs(jobs: list[Job], *, workers: int | Workers, title: str) -> dict[str, dict[str, Any]]:
     """Build every unfinished part of `jobs` (finished ones are reused) and return each part's facts.
 
-    Independent parts run in up to `workers` spawned processes; each part is seeded on its own and runs
-    single-threaded, so the result is the same for any number of workers.
+    Independent parts run in up to `workers` spawned processes (a number, or a `Workers` kept across calls);
+    each part is seeded on its own and runs single-threaded, so the result is the same for any number of workers.
 
     Returns:
         {job.what: facts recorded by the part}.
     """
-    import time
-    from multiprocessing import get_context
-    from queue import Empty
-
     from ..core.progress import console, progress_bar
 
     infos: dict[str, dict[str, Any]] = {}
@@ -170,37 +205,60 @@ def run_jobs(jobs: list[Job], *, workers: int, title: str) -> dict[str, dict[str
             todo.append(job)
     if not todo:
         return infos
+
     def finished(what: str, result: tuple[dict[str, Any], float]) -> None:
         infos[what] = result[0]
         console().print(f"{title}: part '{what}' finished in {result[1]:.1f} s ({len(infos)}/{len(jobs)})",
                         highlight=False)
 
+    n = workers.n if isinstance(workers, Workers) else workers
     with progress_bar(title, sum(j.steps for j in todo)) as advance:
-        if workers <= 1 or len(todo) == 1 or sum(j.steps for j in todo) < MIN_PARALLEL_STEPS:
+        if n <= 1 or len(todo) == 1 or sum(j.steps for j in todo) < MIN_PARALLEL_STEPS:
             for job in todo:
                 finished(job.what, _work(job, advance))
             return infos
-        ctx = get_context("spawn")  # fork is unsafe once torch has started its thread pools
-        queue = ctx.Queue()
-        pool = ctx.Pool(min(workers, len(todo)), initializer=_init_child, initargs=(queue,))
-        def drain() -> None:
-            while True:
-                try:
-                    advance(queue.get_nowait())
-                except Empty:
-                    return
-
-        try:
-            pending = {job.what: pool.apply_async(_work_in_child, (job,)) for job in todo}
-            while pending:
-                time.sleep(0.2)
-                drain()
-                for what in [w for w, r in pending.items() if r.ready()]:
-                    finished(what, pending.pop(what).get())  # re-raises a worker's exception here
-            pool.close()
-            time.sleep(0.1)
-            drain()
-        finally:
-            pool.terminate()  # on an error or Ctrl-C, stop the other workers now (their parts stay unfinished)
-            pool.join()
+        if isinstance(workers, Workers):
+            _in_pool(todo, workers, advance, finished)
+        else:
+            with Workers(min(n, len(todo))) as own:
+                _in_pool(todo, own, advance, finished)
     return infos
+
+
+def _in_pool(todo: list[Job], workers: Workers, advance: Callable[[int], None],
+             finished: Callable[[str, tuple[dict[str, Any], float]], None]) -> None:
+    """Run `todo` in the workers, advancing the bar by their steps; stops the workers on any error."""
+    import time
+    from queue import Empty
+
+    pool, queue = workers.start()
+    steps = {job.what: job.steps for job in todo}
+    shown = dict.fromkeys(steps, 0)  # steps shown per part; a late message of a finished part is dropped
+
+    def show(what: str, n: int) -> None:
+        n = min(n, steps[what] - shown[what])
+        shown[what] += n
+        advance(n)
+
+    def drain() -> None:
+        while True:
+            try:
+                what, n = queue.get_nowait()
+            except Empty:
+                return
+            if what in shown:
+                show(what, n)
+
+    try:
+        pending = {job.what: pool.apply_async(_work_in_child, (job,)) for job in todo}
+        while pending:
+            time.sleep(0.2)
+            drain()
+            for what in [w for w, r in pending.items() if r.ready()]:
+                result = pending.pop(what).get()  # re-raises a worker's exception here
+                show(what, steps[what])  # the part's steps in full, whatever its messages still in flight
+                shown.pop(what)
+                finished(what, result)
+    except BaseException:
+        workers.stop()
+        raise
