@@ -203,13 +203,27 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
-def append_jsonl(path: str | os.PathLike, obj: Any) -> None:
-    """Append one JSON line to `path`, flushed and fsynced so a kill never leaves half a line."""
+def append_jsonl(path: str | os.PathLike, obj: Any, *, durable: bool = True) -> None:
+    """Append one JSON line to `path` in one write, so a killed process never leaves half a line; with
+    `durable`, fsynced too (a power cut keeps it). Without, `sync_file` makes what was appended durable."""
     line = json.dumps(obj, sort_keys=True, allow_nan=False) + "\n"
     with open(path, "a", encoding="utf-8") as f:
         f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def sync_file(path: str | os.PathLike) -> None:
+    """fsync `path` (what was appended to it reaches the disk); nothing when it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def check_out(out: str | os.PathLike) -> Path:

@@ -1,9 +1,9 @@
 """The output folder of a TRL run (`rmteach train`, `rmteach rm train`): its marker (run.json), metrics.jsonl,
 checkpoints, resume and cleanup.
 
-A kill can happen anywhere: metrics.jsonl lines are appended whole (fsynced), a checkpoint counts only once
-its trainer_state.json parses, and resuming truncates metrics.jsonl to the checkpoint's step so every step
-appears exactly once.
+A kill can happen anywhere: metrics.jsonl lines are appended whole (fsynced at each checkpoint), a checkpoint
+counts only once its trainer_state.json parses, and resuming truncates metrics.jsonl to the checkpoint's step
+so every step appears exactly once.
 """
 
 from __future__ import annotations

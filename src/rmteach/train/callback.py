@@ -12,15 +12,14 @@ last checkpoint is one a resume drops anyway (it truncates metrics.jsonl to the 
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from transformers import TrainerCallback
 
+from ..core import io
 from .evaluator import Evaluator
 from .rewards import GOLD_KEY, PROXY_KEY, VARIANCE_KEY, TrainingStopped
 
@@ -28,24 +27,6 @@ TRAIN_FIELDS = ("proxy_reward", "gold_reward", "reward_variance", "reward_std", 
                 "learning_rate", "loss", "grad_norm", "entropy", "completion_length")
 EVAL_FIELDS = ("eval_proxy_reward", "eval_gold_reward", "eval_reward_variance")
 FIELDS = ("step", *TRAIN_FIELDS, *EVAL_FIELDS, "wall_time")  # every metrics.jsonl line has all of them
-
-
-def append_line(path: Path, record: dict[str, Any]) -> None:
-    """Append `record` to a JSON-lines file as one whole line (one write; not fsynced: see `sync`)."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
-
-
-def sync(path: Path) -> None:
-    """Make what was appended to `path` durable (fsync); nothing when it does not exist."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _finite_or_none(x: Any) -> float | None:
@@ -137,7 +118,7 @@ class TrackingCallback(TrainerCallback):
         record["wall_time"] = round(self.wall_offset + time.perf_counter() - self.started, 3)
         self.last = record
         if self.is_main:
-            append_line(self.metrics_path, record)
+            io.append_jsonl(self.metrics_path, record, durable=False)
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.global_step != 0:
@@ -148,11 +129,11 @@ class TrackingCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         if self.is_main:
-            sync(self.metrics_path)  # the lines up to this checkpoint's step, which a resume keeps
+            io.sync_file(self.metrics_path)  # the lines up to this checkpoint's step, which a resume keeps
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.is_main:
-            sync(self.metrics_path)
+            io.sync_file(self.metrics_path)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or PROXY_KEY not in logs:
