@@ -97,6 +97,16 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("RMTEACH_CACHE_DIR", str(tmp_path / "cache"))
 
 
+@pytest.fixture
+def shared_sample_cache(tmp_path_factory, monkeypatch) -> Path:
+    """One sample cache for the whole run, for tests that only check what happens after sampling (a bad RM,
+    a bad scorer output): the tiny policy's samples are drawn once instead of once per test. Cache entries are
+    keyed by everything that makes the samples and written atomically, so sharing them is safe."""
+    folder = built_once(tmp_path_factory, "sample-cache", lambda f: None)
+    monkeypatch.setenv("RMTEACH_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
     """The train tests' tiny learnable world (see train_world.py), built once."""

@@ -274,7 +274,8 @@ def check_bad(code: int, err: str, command: str, words: list[str]) -> str:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tiny, world, bad, tmp_path, capsys, monkeypatch):
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(case, tiny, world, bad, tmp_path, capsys, monkeypatch,
+                                                           shared_sample_cache):
     build, words = CASES[case]
     monkeypatch.syspath_prepend(str(bad["modules"]))
     outs = tmp_path / "outs"

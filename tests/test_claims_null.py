@@ -49,6 +49,7 @@ def _claim_a_rates(n_seeds, effect, n_studies=500, m=5, seed=0):
     return new / n_studies, old / n_studies
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n_seeds", [2, 3])
 def test_claim_a_false_held_rate_under_equal_rms(n_seeds):
     new, old = _claim_a_rates(n_seeds, effect=0.0)
@@ -136,6 +137,7 @@ def _contest_rate(n_seeds, which, *, informative=False, signal=1.0, n_studies=40
     return held / n_studies, old / n_studies
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["b", "d"])
 def test_contested_claims_false_held_rate_with_equally_informative_predictors(which):
     new, old = _contest_rate(3, which)

@@ -139,7 +139,7 @@ def test_check_reward_source_imports_the_builder():
     ({"kwargs": {"form": "none"}, "output": 0}, ["returned a NoneType; output 0 picks a column"]),
     ({"kwargs": {"form": "dict"}, "output": "rewards"}, ["returned a list (", "at position 0; expected a number"]),
 ])
-def test_bad_scorer_outputs_exit_2_with_one_line(tiny, tmp_path, capsys, custom, words):
+def test_bad_scorer_outputs_exit_2_with_one_line(tiny, tmp_path, capsys, custom, words, shared_sample_cache):
     rm = {"name": "r", "custom": {"builder": "rm_builders:multi_head", **custom}}
     check_cli_error(tiny, tmp_path, capsys, rm, words)
 
@@ -149,7 +149,7 @@ def test_bad_scorer_outputs_exit_2_with_one_line(tiny, tmp_path, capsys, custom,
     ("rm_builders:not_a_scorer", ["builder rm_builders:not_a_scorer returned a int, not a scorer"]),
     ("rm_builders:absent", ["reward model 'r' builder: module 'rm_builders' has no attribute 'absent'"]),
 ])
-def test_bad_builders_exit_2_with_one_line(tiny, tmp_path, capsys, builder, words):
+def test_bad_builders_exit_2_with_one_line(tiny, tmp_path, capsys, builder, words, shared_sample_cache):
     check_cli_error(tiny, tmp_path, capsys, {"name": "r", "custom": {"builder": builder}}, words)
 
 

@@ -154,6 +154,7 @@ def test_one_rm_study_reports_that_correlations_need_three(tmp_path):
     assert claims == {"a": "undetermined", "b": "undetermined", "c": "undetermined", "d": "undetermined"}
 
 
+@pytest.mark.slow
 def test_only_and_rm_policies_restrict_the_grid(tmp_path):
     rms = study_dict()["reward_models"]
     rms[4]["policies"] = ["beta"]  # loud only with beta
@@ -279,7 +280,7 @@ def refusing_train(cfg, out, *, resume, overwrite):
     raise UserError("prompts_per_step (8) is larger than the train prompt set (4)")
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("jobs", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: worker processes
 def test_a_bad_run_names_itself(tmp_path, jobs):
     with pytest.raises(UserError, match=r"^train run alpha/rm\w+/seed0: prompts_per_step \(8\) is larger") as e:
         run_study(make_config(seeds=[0], jobs=jobs), tmp_path / "s", train_fn=refusing_train, evaluate_fn=fake_evaluate)

@@ -311,6 +311,7 @@ def test_rebuild_is_identical_in_parallel_and_over_other_files(world, reports, t
         assert np.array_equal(table.onpolicy, data.rewards[name].onpolicy), name
 
 
+@pytest.mark.slow
 def test_interrupted_build_resumes_and_reuses_finished_parts(world, tmp_path):
     from rmteach.toy.build import run_build
 
