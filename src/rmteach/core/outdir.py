@@ -39,8 +39,12 @@ OWNED: dict[str, tuple[str, ...]] = {
     "toy build": ("build.json", "manifest.json", "evaluate.yaml", "evaluate_*.yaml", "data", "policies", "on_policy",
                   "reward_models"),
 }
-LEGACY_MARKER = {"evaluate": "report.json", "rm pairs": "summary.json", "theory": "theory.json",
-                 "train": "run.json", "rm train": "run.json", "study": "config.json", "toy build": "build.json"}
+LEGACY = {  # an output written before manifests is recognized by its marker file and that file's schema
+    "evaluate": ("report.json", "rmteach.evaluate/"), "rm pairs": ("summary.json", "rmteach.rm.pairs/"),
+    "theory": ("theory.json", "rmteach.theory/"), "train": ("run.json", "rmteach.train/"),
+    "rm train": ("run.json", "rmteach.rm.train/"), "study": ("config.json", "rmteach.study-config/"),
+    "toy build": ("build.json", "rmteach.toy/"),
+}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -107,14 +111,14 @@ def owner(out: Path) -> tuple[str, tuple[str, ...]] | None:
             return data["command"], tuple(str(n) for n in data["names"])
     except (OSError, ValueError):
         pass
-    for command, marker in LEGACY_MARKER.items():  # a folder written before manifests: its marker names a config
+    if (out / OWNERSHIP).exists():  # a manifest that does not parse: nothing is assumed
+        return None
+    for command, (marker, schema) in LEGACY.items():
         try:
             legacy = json.loads((out / marker).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(legacy, dict) and ("config" in legacy or "schema" in legacy) and not (out / OWNERSHIP).exists():
-            if command in ("train", "rm train") and ((out / "model").exists() or (out / "data").exists()):
-                command = "rm train"
+        if isinstance(legacy, dict) and str(legacy.get("schema", "")).startswith(schema):
             return command, OWNED[command]
     return None
 
