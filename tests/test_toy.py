@@ -166,7 +166,8 @@ def test_bad_seed_preset_and_out(tmp_path, capsys):
     assert (other / "notes.txt").read_text() == "mine" and sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     (other / "data").mkdir()  # even --overwrite never wipes a folder the build did not write
     code, err = _cli(capsys, "--out", str(other), "--preset", "tiny", "--overwrite")
-    assert code == 2 and err.endswith("already has a 'data' that no toy build wrote; choose another folder")
+    assert code == 2 and err.endswith("is not an rmteach output (it holds data); choose another folder")
+    assert sorted(p.name for p in other.iterdir()) == ["data", "notes.txt"]
 
 
 @pytest.mark.parametrize(

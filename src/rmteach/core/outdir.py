@@ -129,7 +129,7 @@ def _owned_by(name: str, names: Iterable[str]) -> bool:
 
 def foreign(out: Path, command: str) -> str | None:
     """Why `--overwrite` may not clear `out` for `command` (a message), or None when it may (empty or all ours)."""
-    entries = _entries(out)
+    entries = [e for e in _entries(out) if e != OWNERSHIP]  # a manifest alone: a run killed as it began
     if not entries:
         return None
     found = owner(out)
