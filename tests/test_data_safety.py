@@ -215,6 +215,7 @@ def _interrupted_then_rerun(command, tiny, tmp_path, capsys, monkeypatch, *, eve
     argv0, _ = _one_shot(command, tiny, tmp_path, 0)
     argv1, compared = _one_shot(command, tiny, tmp_path, 1)
     out = tmp_path / "case" / "out"
+    plant(out.parent, {"beside.txt": b"mine\n", "data/keep.csv": b"1\n"})  # the user's files beside --out
     assert run_cli(argv0 + ["--out", out], capsys)[0] == 0  # (evaluate: fills the sample and score caches)
     clean = tmp_path / "clean"
     with interrupt_at(monkeypatch, None) as names:
@@ -247,3 +248,19 @@ def test_one_shot_interrupted_at_each_write_leaves_out_as_it_was(command, tiny, 
 def test_one_shot_rerun_after_each_interrupt_matches_an_uninterrupted_run(command, tiny, tmp_path, capsys,
                                                                          monkeypatch):
     _interrupted_then_rerun(command, tiny, tmp_path, capsys, monkeypatch, every=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["train", "rm train", "toy build"])
+def test_a_whole_run_and_its_overwrite_leave_the_files_beside_out_alone(command, tiny, world, tmp_path, capsys):
+    case = tmp_path / "case"
+    plant(case, {"beside.txt": b"mine\n", "README.md": b"# project\n", "data/train_v3.jsonl": b"{}\n"})
+    beside = snapshot(case)
+    out = case / "out"
+    argv = argv_of(command, tiny, world, tmp_path, out)
+    assert run_cli(argv, capsys)[0] == 0
+    first = sorted(p.name for p in out.iterdir())
+    assert outdir.OWNERSHIP in first and outdir.foreign(out, command) is None
+    assert run_cli(argv + ["--overwrite"], capsys)[0] == 0  # the run's own files replaced, and only those
+    assert sorted(p.name for p in out.iterdir()) == first
+    assert {k: v for k, v in snapshot(case).items() if not k.startswith("out")} == beside
