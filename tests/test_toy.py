@@ -300,11 +300,14 @@ def test_rebuild_is_identical_in_parallel_and_over_other_files(world, reports, t
     (again / "notes.txt").write_text("mine")
     with pytest.raises(UserError):
         run_build(again, seed=0, preset="tiny")
+    with pytest.raises(UserError, match="notes.txt"):  # --overwrite takes only a toy world's own folder
+        run_build(again, seed=0, preset="tiny", overwrite=True)
+    assert sorted(p.name for p in again.iterdir()) == ["notes.txt"] and (again / "notes.txt").read_text() == "mine"
+    (again / "notes.txt").unlink()
     monkeypatch.setattr(parts, "MIN_PARALLEL_STEPS", 0)  # force the worker processes
     assert run_build(again, seed=0, preset="tiny", overwrite=True, workers=2) == manifest
     for f in sorted(p for p in root.rglob("*") if p.is_file()):
         assert f.read_bytes() == (again / f.relative_to(root)).read_bytes(), f
-    assert (again / "notes.txt").read_text() == "mine"
     rewards, data = _evaluate(again, "evaluate.yaml", tmp_path / "cache")
     before, data0 = reports["english"]
     assert data.responses == data0.responses
