@@ -152,6 +152,30 @@ def test_clear_owned_removes_only_what_the_manifest_names(tmp_path):
         outdir.clear_owned(tmp_path, "train")
 
 
+def test_staged_output_replaces_an_earlier_one_in_its_own_folder_or_rolls_back(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    outdir.claim(out, "theory")
+    plant(out, {"theory.json": b"old", "variance.png": b"png"})
+    inode, manifest = out.stat().st_ino, (out / outdir.OWNERSHIP).read_bytes()
+    with outdir.staged(out, "theory") as stage:
+        (stage / "theory.json").write_bytes(b"new")
+    assert out.stat().st_ino == inode  # the folder itself kept (a mount point, the current folder)
+    assert snapshot(tmp_path) == {"out": None, f"out/{outdir.OWNERSHIP}": manifest, "out/theory.json": b"new"}
+    real, calls = outdir.os.replace, []
+
+    def failing(a, b):
+        calls.append(a)
+        if len(calls) == 3:  # the two old entries moved aside; moving the first new one in fails
+            raise OSError(5, "I/O error")
+        real(a, b)
+
+    monkeypatch.setattr(outdir.os, "replace", failing)
+    with pytest.raises(OSError):
+        with outdir.staged(out, "theory") as stage:
+            (stage / "theory.json").write_bytes(b"newer")
+    assert snapshot(tmp_path) == {"out": None, f"out/{outdir.OWNERSHIP}": manifest, "out/theory.json": b"new"}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # 2. An --out that cannot be one
 

@@ -141,7 +141,7 @@ def foreign(out: Path, command: str) -> str | None:
     names = tuple(set(names) & set(OWNED[command])) or OWNED[command]
     other = next((e for e in entries if not _owned_by(e, names)), None)
     if other is not None:
-        return (f"--out {out} holds {other}, which no {command} run wrote; --overwrite removes only a run's own "
+        return (f"--out {out} holds {other}, which no {command} run wrote; rmteach replaces only a run's own "
                 "files: move it away or choose another folder")
     return None
 
@@ -188,9 +188,9 @@ def staged(out: str | os.PathLike, command: str) -> Iterator[Path]:
     move, with `out` untouched). On any exception or interrupt the fresh folder is removed and `out` is left
     as it was.
     """
-    out = Path(out)
-    out.absolute().parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.rmteach-new.", dir=out.absolute().parent))
+    out = Path(os.path.abspath(out))  # "." or "x/..": a name to move a folder onto
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.rmteach-new.", dir=out.parent))
     try:
         claim(stage, command)
         yield stage
@@ -201,24 +201,35 @@ def staged(out: str | os.PathLike, command: str) -> Iterator[Path]:
 
 
 def publish(stage: Path, out: Path, command: str) -> None:
-    """Move the complete folder `stage` onto `out` (absent, empty or an earlier `command` output)."""
+    """Move the complete folder `stage` onto `out` (absent, empty or an earlier `command` output).
+
+    An absent `out` is one rename. An existing one keeps its own folder (a mount point, a link, the current
+    folder): its old entries move aside, the new ones in (the manifest first), the old ones are removed; a
+    failure part-way moves everything back.
+    """
     why = foreign(out, command) if out.exists() else None
     if why is not None:
         raise UserError(why)
-    if out.is_dir() and not _entries(out):
-        out.rmdir()
     if not out.exists():
         os.replace(stage, out)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.rmteach-old.", dir=stage.parent))
-    os.replace(out, old / "out")  # the old output aside, the new one in, the old one removed
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.rmteach-old.", dir=stage.parent))
+    old, new = _entries(out), sorted(_entries(stage), key=lambda n: n != OWNERSHIP)
+    moved_old: list[str] = []
+    moved_new: list[str] = []
     try:
-        os.replace(stage, out)
+        for name in old:
+            os.replace(out / name, trash / name)
+            moved_old.append(name)
+        for name in new:
+            os.replace(stage / name, out / name)
+            moved_new.append(name)
     except BaseException:
-        os.replace(old / "out", out)
+        for name in reversed(moved_new):
+            os.replace(out / name, stage / name)
+        for name in reversed(moved_old):
+            os.replace(trash / name, out / name)
         raise
     finally:
-        if (old / "out").exists() and out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-        elif not (old / "out").exists():
-            old.rmdir()
+        if len(moved_new) == len(new) or not any(trash.iterdir()):  # else the old entries stay there, named
+            shutil.rmtree(trash, ignore_errors=True)
