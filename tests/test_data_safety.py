@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from train_world import config_dict
 
 from rmteach.core import io, outdir
 from rmteach.core.errors import UserError
+from rmteach.theory import experiments, report as theory_report
 
 USER_FILES = {  # every top-level name some command writes, as a user's own file or folder
     "README.md": b"# my project\n", "data/important.csv": b"a,b\n1,2\n", "model/my_weights.bin": b"\x00\x01w",
@@ -263,6 +265,10 @@ def _interrupted_then_rerun(command, tiny, tmp_path, capsys, monkeypatch, *, eve
 
 @pytest.mark.parametrize("command", ["theory", "rm pairs", "evaluate"])
 def test_one_shot_interrupted_at_each_write_leaves_out_as_it_was(command, tiny, tmp_path, capsys, monkeypatch):
+    for name, fn in list(experiments.RUNNERS.items()):  # theory: each seed's numbers computed once, not per run
+        monkeypatch.setitem(experiments.RUNNERS, name, functools.cache(fn))
+    monkeypatch.setattr(theory_report, "plot_variance", lambda block: None)  # and no plot drawn (the slow test does)
+    monkeypatch.setattr(theory_report, "fig_to_png", lambda fig: b"png")
     writes = _interrupted_then_rerun(command, tiny, tmp_path, capsys, monkeypatch, every=False)
     assert writes == {"theory": 4, "rm pairs": 4, "evaluate": 6}[command]  # the manifest, then each file
 
