@@ -221,6 +221,10 @@ def test_out_dir_holding_another_run_is_refused_unless_overwrite(tiny, tmp_path,
     code, _, err = run_cli(["evaluate", "-c", cfg, "-o", out], capsys)
     assert code == 2 and "already holds a different evaluate run" in err and "--overwrite" in err
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    # --overwrite replaces only an evaluate output: a folder holding the user's file is refused, the file kept.
+    code, _, err = run_cli(["evaluate", "-c", cfg, "-o", out, "--overwrite"], capsys)
+    assert code == 2 and "notes.txt" in err and (out / "notes.txt").read_text() == "someone else's"
+    (out / "notes.txt").unlink()
     code, _, err = run_cli(["evaluate", "-c", cfg, "-o", out, "--overwrite"], capsys)
     assert code == 0 and (out / "report.json").is_file()
     # The same run again is fine; a different one is refused.

@@ -181,7 +181,7 @@ def test_run_writes_json_plots_and_html(tmp_path):
     out = tmp_path / "theory"
     result = experiments.run(out, "all", seed=1)
     assert sorted(p.name for p in out.iterdir()) == [
-        "accuracy.png", "policies.png", "theory.html", "theory.json", "variance.png"]
+        ".rmteach-out.json", "accuracy.png", "policies.png", "theory.html", "theory.json", "variance.png"]
     on_disk = json.loads((out / "theory.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
     assert on_disk["schema"] == "rmteach.theory/1" and on_disk["seed"] == 1

@@ -166,7 +166,8 @@ def test_bad_seed_preset_and_out(tmp_path, capsys):
     assert (other / "notes.txt").read_text() == "mine" and sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     (other / "data").mkdir()  # even --overwrite never wipes a folder the build did not write
     code, err = _cli(capsys, "--out", str(other), "--preset", "tiny", "--overwrite")
-    assert code == 2 and err.endswith("already has a 'data' that no toy build wrote; choose another folder")
+    assert code == 2 and err.endswith("is not an rmteach output (it holds data); choose another folder")
+    assert sorted(p.name for p in other.iterdir()) == ["data", "notes.txt"]
 
 
 @pytest.mark.parametrize(
@@ -299,11 +300,14 @@ def test_rebuild_is_identical_in_parallel_and_over_other_files(world, reports, t
     (again / "notes.txt").write_text("mine")
     with pytest.raises(UserError):
         run_build(again, seed=0, preset="tiny")
+    with pytest.raises(UserError, match="notes.txt"):  # --overwrite takes only a toy world's own folder
+        run_build(again, seed=0, preset="tiny", overwrite=True)
+    assert sorted(p.name for p in again.iterdir()) == ["notes.txt"] and (again / "notes.txt").read_text() == "mine"
+    (again / "notes.txt").unlink()
     monkeypatch.setattr(parts, "MIN_PARALLEL_STEPS", 0)  # force the worker processes
     assert run_build(again, seed=0, preset="tiny", overwrite=True, workers=2) == manifest
     for f in sorted(p for p in root.rglob("*") if p.is_file()):
         assert f.read_bytes() == (again / f.relative_to(root)).read_bytes(), f
-    assert (again / "notes.txt").read_text() == "mine"
     rewards, data = _evaluate(again, "evaluate.yaml", tmp_path / "cache")
     before, data0 = reports["english"]
     assert data.responses == data0.responses

@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if isinstance(getattr(args, "out", None), str):  # every command's --out: not empty, root or home, writable
+        from .core.outdir import check_out
+
+        check_out(args.out)
     if args.command == "evaluate":
         from .core.config import load_config
         from .evaluate.config import EvaluateConfig

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import yaml
 
-from .core import io
+from .core import io, outdir
 from .core.config import load_config, non_defaults, to_plain, validate
 from .core.errors import UserError
 from .core.progress import console
@@ -169,6 +169,9 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, overwrite: bool = Fa
     t0 = time.perf_counter()
     out = Path(out)
     s = SETTINGS["quick" if quick else "full"]
+    why = outdir.foreign(out, "study") if out.is_dir() else None
+    if why is not None:  # a folder that is not a study output is refused before the toy world is built
+        raise UserError(why)
     folder = toy_folder(out, s["preset"], seed)
     manifest, build_s = ensure_toy(folder, s["preset"], seed, build)
     if seeds is not None and seeds < 1:

@@ -226,61 +226,60 @@ def sync_file(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def check_out(out: str | os.PathLike) -> Path:
-    """Refuse an output folder that cannot be one: a file, a path under a file, a folder we may not write in.
+def check_out(out: str | os.PathLike, *, beside: bool = False) -> Path:
+    """Refuse an output folder that cannot be one (see `outdir.check_out`: empty, root, home, a file, a place
+    where no file can be created). Returns `out` as a `Path`."""
+    from .outdir import check_out as check
 
-    Returns:
-        `out` as a `Path` (nothing is created).
-    """
-    from .errors import UserError
-
-    out = Path(out)
-    try:
-        if out.exists() and not out.is_dir():
-            raise UserError(f"--out {out} is a file, not a folder")
-        first = out
-        while not first.exists():  # the nearest existing folder, where `out` will be created
-            first = first.parent
-    except OSError as e:  # a name too long, a folder we may not look into
-        raise UserError(f"--out {out}: {e.strerror or e}") from None
-    if not first.is_dir():
-        raise UserError(f"--out {out}: {first} is a file, not a folder")
-    if not os.access(first, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out}: no permission to write in {first}")
-    return out
+    return check(out, beside=beside)
 
 
-def claim_out_dir(out: str | os.PathLike, marker: str, config: Any, overwrite: bool, command: str) -> Path:
+def claim_out_dir(out: str | os.PathLike, marker: str, config: Any, overwrite: bool, command: str, *,
+                  whole: bool = False) -> Path:
     """Check that `out` is empty, absent, or holds the same run; refuse a different run unless `overwrite`.
 
-    A folder "holds the same run" when its `marker` JSON file has a `config` equal to `config`.
+    A folder "holds the same run" when its `marker` JSON file has a `config` equal to `config`. With
+    `overwrite`, a different run is taken only when the folder holds nothing but what a `command` run wrote
+    (`outdir.foreign`); a folder of user files is never taken.
 
     Arguments:
         out: the output folder.
         marker: the file name whose `config` key identifies the run (e.g. `report.json`).
         config: the plain (JSON-able) config of this run.
         overwrite: the user's `--overwrite`.
-        command: the command name, for the message.
+        command: the command name (a key of `outdir.OWNED`), for the ownership check and the message.
+        whole: the output replaces `out` as a whole (a staged one-shot command): the same run is taken only
+            when nothing else is in the folder either.
 
     Returns:
         `out` as a `Path` (not created: nothing is written until there is something whole to write).
     """
+    from . import outdir
     from .errors import UserError
 
-    out = check_out(out)
-    try:
-        if overwrite or not out.exists() or not any(out.iterdir()):
-            return out
-    except OSError as e:  # a folder we may not list
-        raise UserError(f"--out {out}: {e.strerror or e}") from None
+    out = check_out(out, beside=whole)
+    entries = [e for e in outdir._entries(out) if e != outdir.OWNERSHIP]
+    if not entries:
+        return out
+    if overwrite:
+        why = outdir.foreign(out, command)
+        if why is not None:
+            raise UserError(why)
+        return out
     marker_path = out / marker
     try:
         previous = json.loads(marker_path.read_text(encoding="utf-8")).get("config")
     except (OSError, ValueError, AttributeError):  # absent, unreadable, not JSON, not a mapping
         previous = None
     if previous is not None and previous == json.loads(json.dumps(config)):
+        why = outdir.foreign(out, command) if whole else None
+        if why is not None:
+            raise UserError(why)
         return out
-    raise UserError(
-        f"--out {out} already holds a different {command} run or other files; "
-        "choose another folder or pass --overwrite"
-    )
+    found = outdir.owner(out)
+    if found is not None and found[0] == command:
+        raise UserError(f"--out {out} already holds a different {command} run; choose another folder or pass "
+                        "--overwrite")
+    what = f"an rmteach {found[0]} output" if found else f"{entries[0]}, which no rmteach run wrote"
+    raise UserError(f"--out {out} already holds a different {command} run or other files ({what}): choose another "
+                    f"folder; --overwrite replaces only an rmteach {command} output")

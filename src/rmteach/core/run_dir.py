@@ -9,15 +9,13 @@ so every step appears exactly once.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-from . import io
+from . import io, outdir
 
 MARKER = "run.json"
 METRICS = "metrics.jsonl"
-OWNED = (MARKER, METRICS, "final", "tensorboard", "README.md")  # what --overwrite may delete (+ checkpoint-N)
 
 
 def checkpoint_step(path: Path) -> int:
@@ -50,20 +48,10 @@ def read_marker(out: Path) -> dict[str, Any] | None:
     return marker if isinstance(marker, dict) else None
 
 
-def clear(out: Path, *, remove_empty: bool = False) -> None:
-    """Delete what an earlier run of rmteach train wrote (and only that); then `out` itself if asked and empty."""
-    if not out.is_dir():
-        return
-    for name in OWNED:
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-    for p in out.glob("checkpoint-*"):
-        shutil.rmtree(p)
-    if remove_empty and not any(out.iterdir()):
-        out.rmdir()
+def clear(out: Path, *, command: str = "train", remove_empty: bool = False) -> None:
+    """Delete what an earlier `command` run wrote in `out` (its manifest's names, and only those: a folder holding
+    anything else is refused, `outdir.clear_owned`); then `out` itself if asked and empty."""
+    outdir.clear_owned(out, command, remove_empty=remove_empty)
 
 
 def stepped(out: Path) -> bool:

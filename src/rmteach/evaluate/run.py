@@ -18,7 +18,7 @@ import numpy as np
 
 from ..backends.rewards import check_reward_source, load_reward_model, score_grid
 from ..backends.sampler import check_sampler, sample_responses
-from ..core import io
+from ..core import io, outdir
 from ..core.blocks import RewardModelConfig
 from ..core.config import to_plain
 from ..core.data import PreferencePair, Prompt, extras_of, hash_prompts, load_preferences, load_prompts
@@ -232,7 +232,7 @@ def run_evaluate(cfg: EvaluateConfig, out: str | Path, *, overwrite: bool = Fals
     claimed: Path | str = ""
     if procs.main:  # an out folder that must not be overwritten stops every process, before any work
         try:
-            claimed = io.claim_out_dir(out, "report.json", to_plain(cfg), overwrite, "evaluate")
+            claimed = io.claim_out_dir(out, "report.json", to_plain(cfg), overwrite, "evaluate", whole=True)
         except UserError as e:
             claimed = str(e)
     claimed = procs.gather(claimed)[0]
@@ -243,8 +243,9 @@ def run_evaluate(cfg: EvaluateConfig, out: str | Path, *, overwrite: bool = Fals
     report, data = evaluate(cfg, timing, procs, device)
     if report is None:
         return {}
-    write_outputs(out, report, data)
-    io.write_json(out / "timing.json", timing)  # wall times stay out of report.json (reruns are byte-identical)
+    with outdir.staged(out, "evaluate") as stage:  # a whole output replaces `out`, or `out` stays as it was
+        write_outputs(stage, report, data)
+        io.write_json(stage / "timing.json", timing)  # wall times stay out of report.json (reruns are byte-identical)
     print_summary(report)
     console().print(f"wrote {out / 'report.json'}")
     return report

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..backends.rewards import check_reward_source, load_reward_model, score_grid
 from ..backends.sampler import check_sampler, sample_responses
-from ..core import io
+from ..core import io, outdir
 from ..core.config import to_plain
 from ..core.data import extras_of, load_prompts, write_jsonl
 from ..core.errors import ItemError, UserError
@@ -160,7 +160,7 @@ def run_pairs(cfg: PairsConfig, out: str | Path, *, overwrite: bool = False) -> 
         The summary (also OUT/summary.json).
     """
     plain = to_plain(cfg)
-    out = io.claim_out_dir(out, SUMMARY, plain, overwrite, "rm pairs")
+    out = io.claim_out_dir(out, SUMMARY, plain, overwrite, "rm pairs", whole=True)
     done = _finished(out, plain, overwrite)
     if done is not None:
         console().print(f"{out}: these pairs are already written; nothing to do")
@@ -200,14 +200,15 @@ def run_pairs(cfg: PairsConfig, out: str | Path, *, overwrite: bool = False) -> 
                         f"{counts['ties']} ties, {counts['below_min_gap']} below min_gap {cfg.min_gap:g}): lower "
                         "min_gap, sample more (sampling.samples_per_prompt, temperature) or use more prompts")
 
-    # 4. Write: the pairs, every sample, then the summary that marks a whole run.
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "pairs.jsonl", rows)
-    if cfg.parquet:
-        write_parquet(out / "pairs.parquet", rows)
-    write_jsonl(out / "samples.jsonl", [{"id": i, "prompt": p, "responses": list(resp), "rewards": r.tolist()}
-                                        for i, p, resp, r in zip(ids, texts, responses, rewards)])
-    io.write_json(out / SUMMARY, summary)
+    # 4. Write into a fresh folder: the pairs, every sample, then the summary; it replaces `out` whole.
+    with outdir.staged(out, "rm pairs") as stage:
+        write_jsonl(stage / "pairs.jsonl", rows)
+        if cfg.parquet:
+            write_parquet(stage / "pairs.parquet", rows)
+        write_jsonl(stage / "samples.jsonl", [{"id": i, "prompt": p, "responses": list(resp),
+                                               "rewards": r.tolist()}
+                                              for i, p, resp, r in zip(ids, texts, responses, rewards)])
+        io.write_json(stage / SUMMARY, summary)
     print_summary(summary, out)
     return summary
 

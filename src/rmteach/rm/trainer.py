@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.rewards import load_reward_model
-from ..core import io
+from ..core import io, outdir
 from ..core.blocks import RewardModelConfig
 from ..core.config import to_plain
 from ..core.data import write_jsonl
@@ -35,7 +35,6 @@ from .data import MixData, prepare_mix, tokenized
 
 SCHEMA = "rmteach.rm.train/1"
 MARKER, METRICS, MODEL = run_dir.MARKER, run_dir.METRICS, "model"
-OWNED = (MARKER, METRICS, MODEL, "data", "tensorboard", "README.md")  # what --overwrite may delete (+ checkpoint-N)
 
 
 def needs_new_head(cfg: BaseModelConfig) -> bool:
@@ -110,16 +109,9 @@ def lora_config(cfg: RMTrainConfig) -> Any:
 
 
 def clear(out: Path, *, remove_empty: bool = False) -> None:
-    """Delete what an earlier `rm train` wrote in `out` (and only that); then `out` itself if asked and empty."""
-    import shutil
-
-    for p in [out / name for name in OWNED] + list(out.glob("checkpoint-*")):
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-    if remove_empty and out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
+    """Delete what an earlier `rm train` wrote in `out` (its manifest's names only: a folder holding anything
+    else is refused); then `out` itself if asked and empty."""
+    run_dir.clear(out, command="rm train", remove_empty=remove_empty)
 
 
 def run_rm_train(cfg: RMTrainConfig, out: str | Path, *, resume: bool = False,
@@ -188,7 +180,7 @@ def _train(cfg: RMTrainConfig, out: Path, args: Any, model: Any, tok: Any, train
     if is_main:
         if overwrite or not marker:
             clear(out)
-        out.mkdir(parents=True, exist_ok=True)
+        outdir.claim(out, "rm train")
         records = run_dir.truncate_metrics(out / METRICS, run_dir.checkpoint_step(ckpt)) if ckpt else []
         if not ckpt and (out / METRICS).exists():
             (out / METRICS).unlink()  # nothing to resume from: start over

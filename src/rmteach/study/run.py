@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core import io
+from ..core import io, outdir
 from ..core.config import to_plain
 from ..core.errors import UserError
 from ..core.progress import console, result_console
@@ -223,6 +223,7 @@ def run_study(
 
         if grid.runs:  # the train block's prompt sets and TRL settings (the same for every run)
             train_preflight(grid.runs[0].config, grid.runs[0].folder(out))
+    outdir.claim(out, "study")  # first: --overwrite later removes only what a study wrote
     io.write_json(out / MARKER, {"schema": "rmteach.study-config/1", "config": plain})
     runs = grid.runs
     n_cand = len({r.reward_model for r in runs if not r.is_ground_truth})

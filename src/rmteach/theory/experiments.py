@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import UserError
+from ..core import outdir
 from ..core.io import check_out
 from .report import write_outputs
 from .sim import (
@@ -243,7 +244,7 @@ def run(out: Path, experiment: str = "all", seed: int = 0) -> dict:
     """`rmteach theory`: run one experiment or all, write theory.json, one PNG each and theory.html into `out`.
 
     Arguments:
-        out: the output folder (created if missing; files of an earlier run are replaced).
+        out: the output folder (created if missing; an earlier theory output there is replaced whole, a folder holding anything else is refused).
         experiment: one of `EXPERIMENTS`.
         seed: seed of the random instances (initial policies, ground-truth rewards).
 
@@ -254,9 +255,13 @@ def run(out: Path, experiment: str = "all", seed: int = 0) -> dict:
         raise UserError(f"--experiment must be one of {', '.join(EXPERIMENTS)}; got {experiment!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UserError(f"--seed must be a non-negative integer; got {seed!r}")
-    check_out(out)
+    check_out(out, beside=True)
+    why = outdir.foreign(Path(out), "theory") if Path(out).is_dir() else None
+    if why is not None:  # an earlier theory output is replaced whole; a folder of anything else is never touched
+        raise UserError(why)
     names = EXPERIMENTS[:-1] if experiment == "all" else (experiment,)
     result = {"schema": SCHEMA, "experiment": experiment, "seed": int(seed),
               "experiments": {name: RUNNERS[name](seed=int(seed)) for name in names}}
-    write_outputs(result, Path(out))
+    with outdir.staged(out, "theory") as stage:
+        write_outputs(result, stage)
     return result

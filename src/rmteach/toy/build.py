@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..core import io
+from ..core import io, outdir
 from ..core.data import write_jsonl
 from ..core.errors import UserError
 from ..core.progress import console
@@ -257,7 +257,7 @@ def run_build(
         for name in PART_FOLDERS:
             if (root / name).exists():
                 raise UserError(f"--out {root} already has a '{name}' that no toy build wrote; choose another folder")
-    root.mkdir(parents=True, exist_ok=True)
+    outdir.claim(root, "toy build")
     io.write_json(root / "build.json", {"schema": SCHEMA, "config": ident})
     from ..core.hf import quiet
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.rewards import load_reward_model
-from ..core import io, run_dir
+from ..core import io, outdir, run_dir
 from ..core.config import to_plain
 from ..core.data import Prompt, load_prompts
 from ..core.errors import ItemError, UserError, first_line
@@ -117,8 +117,8 @@ def run_train(
         _barrier(args)
         if start.is_main:
             if overwrite or not marker:
-                run_dir.clear(out)
-            out.mkdir(parents=True, exist_ok=True)
+                run_dir.clear(out)  # only what a train run wrote; a folder holding anything else is refused
+            outdir.claim(out, "train")
             if start.ckpt is not None:
                 start.records = run_dir.truncate_metrics(out / run_dir.METRICS, run_dir.checkpoint_step(start.ckpt))
             elif (out / run_dir.METRICS).exists():
