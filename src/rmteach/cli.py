@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the toy world and the study (default 0)")
     p.add_argument("--seeds", type=int, default=None,
                    help="train seeds per (policy, RM) (default 3, --quick 1); a rerun with more reuses finished runs")
-    p.add_argument("--overwrite", action="store_true", help="replace a different run of this command in --out (only what such a run wrote; a folder holding anything else is refused)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a different run of this command in --out (only what such a run wrote; a folder "
+                   "holding anything else is refused)")
 
     p = sub.add_parser("toy", help="the embedded toy world of tiny real models")
     toy_sub = p.add_subparsers(dest="toy_command", required=True, metavar="ACTION")
@@ -90,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", "-o", required=True, help="output folder (e.g. toy/)")
     b.add_argument("--seed", type=int, default=0, help="seed of the whole world (default 0)")
     b.add_argument("--preset", default="default", help="default | tiny (tiny: for tests, builds in seconds)")
-    b.add_argument("--overwrite", action="store_true", help="replace a different toy world in --out (only what a toy build wrote; anything else there is refused)")
+    b.add_argument("--overwrite", action="store_true",
+                   help="replace a different toy world in --out (only what a toy build wrote; anything else there "
+                   "is refused)")
 
     p = sub.add_parser(
         "theory", help="exact tabular simulations of the paper's three theorems",

@@ -16,4 +16,6 @@ def add_run_args(p: argparse.ArgumentParser, *, example: str = "sampling.seed=3"
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override a config value, e.g. --set {example} (repeatable)")
     p.add_argument("--out", "-o", required=True, help="output folder")
-    p.add_argument("--overwrite", action="store_true", help="replace a different run of this command in --out (only what such a run wrote; a folder holding anything else is refused)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a different run of this command in --out (only what such a run wrote; a folder "
+                   "holding anything else is refused)")
