@@ -96,8 +96,8 @@ def train_pool(jobs: int, out: Path, todo: Todo, train_fn: TrainFn, timing: dict
                     raise UserError(f"train run {run.key}: {e} (log: {run.log(out)})") from None
                 mark_done(out, run, identity)
                 finished += 1
-                console().print(f"train {finished}/{len(todo)} {run.key}: finished in {timing['train_s'][run.key]:.1f} s",
-                                highlight=False)
+                secs = timing["train_s"][run.key]
+                console().print(f"train {finished}/{len(todo)} {run.key}: finished in {secs:.1f} s", highlight=False)
                 advance(1)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # finished runs keep their done.json
