@@ -233,8 +233,11 @@ class KilledTrainer:
         from rmteach.train.run import run_train
 
         self.calls += 1
-        if self.calls == self.kill_at:
+        if self.calls == self.kill_at:  # what a train run has written when a kill comes after its first line
+            from rmteach.core import outdir
+
             out.mkdir(parents=True, exist_ok=True)
+            outdir.claim(out, "train")
             (out / "metrics.jsonl").write_text('{"step": 0}\n')
             raise KeyboardInterrupt
         return run_train(cfg, out, **kw)
