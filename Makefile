@@ -27,11 +27,11 @@ demo-quick: $(STAMP)
 
 # The fast tier (about a minute on 2 cores): unit, pure and doctests, one end-to-end run of each command.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow"
 
 # Everything (CI runs this): multi-process launches, servers, fuzzing, the browser, benchmarks in smoke mode.
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto
+	$(BIN)/python -m pytest -q -n auto --dist worksteal
 
 clean:
 	rm -rf $(VENV) runs
