@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -294,3 +295,28 @@ def test_a_whole_run_and_its_overwrite_leave_the_files_beside_out_alone(command,
     assert run_cli(argv + ["--overwrite"], capsys)[0] == 0  # the run's own files replaced, and only those
     assert sorted(p.name for p in out.iterdir()) == first
     assert {k: v for k, v in snapshot(case).items() if not k.startswith("out")} == beside
+
+
+def test_a_killed_runs_fresh_folder_is_removed_by_the_next_run_and_nothing_else(tmp_path, capsys):
+    """`kill -9` during a one-shot command leaves its fresh folder beside --out; the next run of a command
+    to that --out removes it when its process is gone and it holds an rmteach manifest, and nothing else."""
+    import subprocess
+    import sys
+
+    from rmteach.core import outdir
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)  # a process that has exited
+    out = tmp_path / "theory"
+    stale = tmp_path / f".theory.rmteach-new.{dead_pid}.abc"
+    live = tmp_path / f".theory.rmteach-new.{os.getpid()}.def"  # a run still going (this process)
+    mine = tmp_path / f".theory.rmteach-new.{dead_pid}.user"  # same name pattern, but no rmteach manifest
+    for folder in (stale, live):
+        outdir.claim(folder, "theory")
+        (folder / "theory.json").write_text("{}")
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    code, _, err = run_cli(["theory", "--out", out, "--experiment", "variance"], capsys)
+    assert code == 0, err
+    assert not stale.exists() and live.is_dir() and (mine / "notes.txt").read_text() == "mine"
+    assert (out / "theory.json").is_file()

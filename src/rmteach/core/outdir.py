@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import fnmatch
+import glob
 import json
 import os
 import shutil
@@ -190,7 +191,9 @@ def staged(out: str | os.PathLike, command: str) -> Iterator[Path]:
     """
     out = Path(os.path.abspath(out))  # "." or "x/..": a name to move a folder onto
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.rmteach-new.", dir=out.parent))
+    prefix = f".{out.name}.rmteach-new."
+    remove_stale_stages(out.parent, prefix)
+    stage = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=out.parent))
     try:
         claim(stage, command)
         yield stage
@@ -198,6 +201,32 @@ def staged(out: str | os.PathLike, command: str) -> Iterator[Path]:
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def remove_stale_stages(folder: Path, prefix: str) -> list[Path]:
+    """Remove the fresh folders (`PREFIX<pid>.*`) that a killed run (`kill -9`) left in `folder`.
+
+    Only folders whose process is gone and that hold an rmteach manifest: a live run's folder and anything
+    else of that name stay. Returns the folders removed.
+    """
+    removed = []
+    for p in folder.glob(f"{glob.escape(prefix)}*"):
+        pid = p.name[len(prefix):].split(".")[0]
+        if not (pid.isdigit() and p.is_dir() and owner(p) is not None) or _alive(int(pid)):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 def publish(stage: Path, out: Path, command: str) -> None:
