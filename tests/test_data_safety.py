@@ -234,7 +234,8 @@ def _one_shot(command: str, tiny: dict, tmp: Path, variant: int) -> tuple[list, 
         path.write_text(yaml.safe_dump(pairs_dict(tiny, min_gap=0.1 * variant)))
         return ["rm", "pairs", "-c", path], ("pairs.jsonl", "samples.jsonl", "summary.json")
     path = write_eval_config(tmp / f"e{variant}.yaml", tiny, bootstrap_samples=50 + variant)
-    return ["evaluate", "-c", path], ("report.json", "rewards.parquet", "preference_rewards.parquet", "summary.md")
+    return ["evaluate", "-c", path], ("report.json", "rewards.parquet", "prompts.parquet", "preference_rewards.parquet",
+                                      "summary.md")
 
 
 def _interrupted_then_rerun(command, tiny, tmp_path, capsys, monkeypatch, *, every: bool) -> int:
@@ -271,7 +272,7 @@ def test_one_shot_interrupted_at_each_write_leaves_out_as_it_was(command, tiny, 
     monkeypatch.setattr(theory_report, "plot_variance", lambda block: None)  # and no plot drawn (the slow test does)
     monkeypatch.setattr(theory_report, "fig_to_png", lambda fig: b"png")
     writes = _interrupted_then_rerun(command, tiny, tmp_path, capsys, monkeypatch, every=False)
-    assert writes == {"theory": 4, "rm pairs": 4, "evaluate": 6}[command]  # the manifest, then each file
+    assert writes == {"theory": 4, "rm pairs": 4, "evaluate": 7}[command]  # the manifest, then each file
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # multi-process launches: `make test-all`
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-OUTPUTS = ("report.json", "rewards.parquet", "preference_rewards.parquet", "summary.md")
+OUTPUTS = ("report.json", "rewards.parquet", "prompts.parquet", "preference_rewards.parquet", "summary.md")
 
 
 def _env(cache: Path, **extra: str) -> dict[str, str]:

@@ -97,14 +97,47 @@ def variance_summary(
     }
 
 
+def zero_std(r: np.ndarray) -> np.ndarray:
+    """Per prompt, whether its K raw rewards (n_prompts, k) are all equal: (n_prompts,) bools.
+
+    >>> zero_std(np.array([[1.0, 1.0], [1.0, 2.0]])).tolist()
+    [True, False]
+    """
+    return np.ptp(np.asarray(r, dtype=np.float64), axis=1) == 0.0
+
+
 def frac_zero_std(r: np.ndarray) -> float:
     """Share of prompts whose K raw rewards are all equal (TRL's `frac_reward_zero_std`): no learning signal there.
 
     >>> frac_zero_std(np.array([[1.0, 1.0], [1.0, 2.0]]))
     0.5
     """
-    r = np.asarray(r, dtype=np.float64)
-    return float(np.mean(np.ptp(r, axis=1) == 0.0))
+    return float(np.mean(zero_std(r)))
+
+
+def concentration(values: np.ndarray) -> dict[str, float | int | None]:
+    """How much of a non-negative per-prompt total (e.g. `per_prompt_variance`) sits in how few prompts.
+
+    The top q of n prompts are the ceil(q * n) largest values (at least one).
+
+    Returns:
+        `top_10pct_share`, `top_25pct_share` (their share of the sum), `prompts_for_half` (the fewest prompts
+        whose values reach half the sum) and `num_prompts`; the first three are None when the sum is 0.
+
+    >>> concentration(np.array([6.0, 2.0, 1.0, 1.0]))
+    {'top_10pct_share': 0.6, 'top_25pct_share': 0.6, 'prompts_for_half': 1, 'num_prompts': 4}
+    """
+    v = np.sort(np.asarray(values, dtype=np.float64).ravel())[::-1]  # (n,), largest first
+    cum = np.cumsum(v)  # (n,): the share of the top 1, 2, ... prompts, times the total
+    n, total = v.size, float(cum[-1]) if v.size else 0.0
+    out: dict[str, float | int | None] = {"top_10pct_share": None, "top_25pct_share": None,
+                                         "prompts_for_half": None, "num_prompts": int(n)}
+    if n == 0 or total <= 0.0:
+        return out  # no signal anywhere: nothing to concentrate
+    for pct in (10, 25):  # ceil(pct * n / 100) in integers: 0.1 * 30 is not 3 in floats
+        out[f"top_{pct}pct_share"] = float(cum[max(1, -(-pct * n // 100)) - 1] / total)
+    out["prompts_for_half"] = int(np.searchsorted(cum, 0.5 * total) + 1)
+    return out
 
 
 def pairwise_sign_agreement(r: np.ndarray, g: np.ndarray) -> np.ndarray:

@@ -149,6 +149,18 @@ def per_prompt_forecasts(
     }
 
 
+def gold_rate_terms(r: np.ndarray, gold: np.ndarray, *, group: bool) -> np.ndarray:
+    """One RM's per-prompt `gold_rate` on the first m = len(gold) prompts: (n, K), (m, K) -> (m,).
+
+    The terms whose mean over prompts is the report's `gold_rate` value (z as `forecast_report` builds it).
+
+    >>> gold_rate_terms(np.array([[1.0, 3.0], [5.0, 7.0]]), np.array([[0.0, 1.0]]), group=True).round(3).tolist()
+    [1.0]
+    """
+    z = proxy_signal(np.asarray(r, dtype=np.float64), group=group)[: len(gold)]  # normalized over all n prompts
+    return gold_rate_per_prompt(z, normalize(gold))
+
+
 def bootstrap_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
     """(B, n) prompt indices drawn with replacement: one paired resampling shared by every RM and forecast."""
     return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))

@@ -14,6 +14,7 @@ from ..core.data import PreferencePair, Prompt
 from ..core.progress import result_console
 from .config import EvaluateConfig
 from .forecast import forecast_report, forecast_sentence
+from .prompts import concentration_rows
 
 SCHEMA = "rmteach.evaluate/1"
 
@@ -48,10 +49,12 @@ def rm_metrics(
     """The report card of one RM from its raw rewards and (optionally) the ground truth's."""
     norm = metrics.fit_normalization(table.onpolicy)
     z = norm.apply(table.onpolicy)  # (n_prompts, k)
+    per_prompt = metrics.per_prompt_variance(z)  # (n_prompts,): prompts.parquet's `variance`
     card: dict[str, Any] = {
         "normalization": {"mean": norm.mean, "std": norm.std},
         "reward_variance": {**metrics.variance_summary(z, n_resamples=n_resamples, seed=seed),
                             "frac_zero_std": metrics.frac_zero_std(table.onpolicy)},
+        "concentration": metrics.concentration(per_prompt),
         "onpolicy_accuracy": None,
         "offpolicy_accuracy": None,
         "offpolicy_accuracy_vs_gold": None,
@@ -221,6 +224,11 @@ def summary_markdown(report: dict[str, Any]) -> str:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    header, rows = concentration_rows(report)
+    lines += ["", "Where the signal sits: the share of each RM's reward variance (summed over prompts) held by its "
+              "highest-variance prompts; per-prompt values in `prompts.parquet`.", "",
+              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", verdict(report)]
     return "\n".join(lines) + "\n"
 
@@ -235,16 +243,29 @@ def print_summary(report: dict[str, Any]) -> None:
         table.add_column(h, justify="left" if h == "reward model" else "right")
     for r in rows:
         table.add_row(*r)
+    header, rows = concentration_rows(report)
+    where = Table(title="where the signal sits: share of reward variance in the highest-variance prompts")
+    for h in header:
+        where.add_column(h, justify="left" if h == "reward model" else "right")
+    for r in rows:
+        where.add_row(*r)
     out = result_console()
     out.print(table)
+    out.print(where)
     out.print(verdict(report), highlight=False)
 
 
-def write_outputs(out: Path, report: dict[str, Any], data: EvalData) -> None:
-    """Write every output file atomically; report.json last, so its presence means a whole run."""
+def write_outputs(out: Path, report: dict[str, Any], data: EvalData, prompts: Any = None) -> None:
+    """Write every output file atomically; report.json last, so its presence means a whole run.
+
+    `prompts` is `evaluate.prompts.prompts_frame`'s frame, written as prompts.parquet when given.
+    """
     out.mkdir(parents=True, exist_ok=True)
     with io.atomic_path(out / "rewards.parquet") as tmp:
         rewards_frame(data).to_parquet(tmp, index=False)
+    if prompts is not None:
+        with io.atomic_path(out / "prompts.parquet") as tmp:
+            prompts.to_parquet(tmp, index=False)
     if data.pairs:
         with io.atomic_path(out / "preference_rewards.parquet") as tmp:
             preference_frame(data).to_parquet(tmp, index=False)

@@ -2,7 +2,7 @@
 
 Data flow: prompts -> policy samples (`backends.sampler`, cached) -> raw rewards per RM (`backends.rewards`)
 -> the report card (`evaluate.report`: normalization, variance, accuracies) -> report.json,
-rewards.parquet, preference_rewards.parquet, summary.md.
+rewards.parquet, prompts.parquet (`evaluate.prompts`), preference_rewards.parquet, summary.md.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ..core.hf import check_model_ref, fingerprint, resolve_device
 from ..core.progress import console, progress_bar
 from . import score_cache
 from .config import EvaluateConfig
+from .prompts import prompts_frame
 from .report import EvalData, RewardTable, build_report, print_summary, write_outputs
 from .shard import Processes, merge_arrays, merge_rows, start
 
@@ -227,7 +228,7 @@ def _gradient_alignment(cfg: EvaluateConfig, data: EvalData, device: str, gold_n
 
 
 def run_evaluate(cfg: EvaluateConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
-    """`rmteach evaluate`: evaluate and write report.json, rewards.parquet and summary.md under `out`."""
+    """`rmteach evaluate`: evaluate and write report.json, rewards.parquet, prompts.parquet and summary.md."""
     procs, device = start(cfg.device)
     claimed: Path | str = ""
     if procs.main:  # an out folder that must not be overwritten stops every process, before any work
@@ -244,7 +245,8 @@ def run_evaluate(cfg: EvaluateConfig, out: str | Path, *, overwrite: bool = Fals
     if report is None:
         return {}
     with outdir.staged(out, "evaluate") as stage:  # a whole output replaces `out`, or `out` stays as it was
-        write_outputs(stage, report, data)
+        gold_name = cfg.ground_truth.name if cfg.ground_truth else None
+        write_outputs(stage, report, data, prompts_frame(data, gold_name, group=cfg.forecast.group))
         io.write_json(stage / "timing.json", timing)  # wall times stay out of report.json (reruns are byte-identical)
     print_summary(report)
     console().print(f"wrote {out / 'report.json'}")
