@@ -178,6 +178,12 @@ def test_summary_and_stdout_show_where_the_signal_sits(rloo, tiny, tmp_path, cap
     row = f"| gold_cubed | {100 * c['top_10pct_share']:.0f}% | {100 * c['top_25pct_share']:.0f}% | " \
           f"{c['prompts_for_half']} of 8 |"
     assert row in summary and "| flat | - | - | - |" in summary
+    # Both tables list the RMs in the ranking's order, the ground truth last.
+    main, where = summary.split("Where the signal sits")
+    names = [[ln.split("|")[1].strip() for ln in part.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+             for part in (main, where)]
+    ranked = [o["name"] for o in report["ranking"]["order"]]
+    assert names[0] == names[1] == ranked + ["gold (ground truth)"] and len(ranked) == 3
     # A rerun (cached samples and scores) prints the same table and writes byte-identical files.
     cfg = out.parent / "eval.yaml"
     code, stdout, _ = run_cli(["evaluate", "-c", cfg, "-o", tmp_path / "again"], capsys)

@@ -72,12 +72,13 @@ def _share(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
 
-def concentration_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the summary's second table: per RM, how much of its reward variance sits in how few
-    prompts (RMs in report order; an RM without variance shows dashes)."""
+def concentration_rows(report: dict[str, Any], order: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the summary's second table: per RM (in `order`, names), how much of its reward variance
+    sits in how few prompts; an RM without variance shows dashes."""
     header = ["reward model", "variance in top 10% of prompts", "in top 25%", "prompts holding half"]
+    cards = {rm["name"]: rm for rm in report["reward_models"]}
     rows = []
-    for rm in report["reward_models"]:
+    for rm in (cards[name] for name in order):
         c = rm["concentration"]
         half = "-" if c["prompts_for_half"] is None else f"{c['prompts_for_half']} of {c['num_prompts']}"
         rows.append([rm["name"] + (" (ground truth)" if rm["is_ground_truth"] else ""),

@@ -173,6 +173,13 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def row_order(report: dict[str, Any]) -> list[str]:
+    """The RMs in the summary tables' order: the ranking's (best first) with a ground truth, the ground truth last."""
+    names = [rm["name"] for rm in report["reward_models"]]
+    order = [o["name"] for o in report["ranking"]["order"]] if report.get("ranking") else []
+    return order + [n for n in names if n not in order]
+
+
 def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the one-line-per-RM summary (markdown and terminal share it), forecast first.
 
@@ -185,11 +192,9 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header += ["variance (mean)", "95% CI", "frac var<0.01", "on-policy acc", "off-policy acc",
                "off-policy acc vs gold"]
     cards = {rm["name"]: rm for rm in report["reward_models"]}
-    order = [o["name"] for o in report["ranking"]["order"]] if primary else list(cards)
     p_next = {o["name"]: o["p_above_next"] for o in report["ranking"]["order"]} if primary else {}
-    order += [n for n in cards if n not in order]  # the ground truth
     rows = []
-    for name in order:
+    for name in row_order(report):
         rm = cards[name]
         v = rm["reward_variance"]
         row = [name + (" (ground truth)" if rm["is_ground_truth"] else "")]
@@ -224,7 +229,7 @@ def summary_markdown(report: dict[str, Any]) -> str:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    header, rows = concentration_rows(report)
+    header, rows = concentration_rows(report, row_order(report))
     lines += ["", "Where the signal sits: the share of each RM's reward variance (summed over prompts) held by its "
               "highest-variance prompts; per-prompt values in `prompts.parquet`.", "",
               "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -243,7 +248,7 @@ def print_summary(report: dict[str, Any]) -> None:
         table.add_column(h, justify="left" if h == "reward model" else "right")
     for r in rows:
         table.add_row(*r)
-    header, rows = concentration_rows(report)
+    header, rows = concentration_rows(report, row_order(report))
     where = Table(title="where the signal sits: share of reward variance in the highest-variance prompts")
     for h in header:
         where.add_column(h, justify="left" if h == "reward model" else "right")
