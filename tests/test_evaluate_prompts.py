@@ -167,7 +167,8 @@ def test_concentration_in_report_matches_the_parquet(rloo):
         assert got["prompts_for_half"] == want["prompts_for_half"] and got["num_prompts"] == want["num_prompts"] == 8
         for key in ("top_10pct_share", "top_25pct_share"):
             assert got[key] == (None if want[key] is None else pytest.approx(want[key])), (rm["name"], key)
-    assert next(rm for rm in report["reward_models"] if rm["name"] == "flat")["concentration"]["prompts_for_half"] is None
+    flat = next(rm for rm in report["reward_models"] if rm["name"] == "flat")
+    assert flat["concentration"]["prompts_for_half"] is None
 
 
 def test_summary_and_stdout_show_where_the_signal_sits(rloo, tiny, tmp_path, capsys):
@@ -224,5 +225,6 @@ def test_concentration_of_a_hand_built_reward_table():
     r = np.array([[0.0, 4.0], [1.0, 3.0], [5.0, 3.0], [2.0, 2.0], [7.0, 7.0], [0.0, 0.0], [1.0, 1.0], [3.0, 3.0]])
     card = rm_metrics(RewardTable(onpolicy=r), None, n_resamples=20, seed=0)
     # variances 8, 2, 2, 0, ...: total 12; the top prompt (10% of 8 -> 1) holds 8, the top 2 (25%) hold 10.
-    assert card["concentration"] == {"top_10pct_share": pytest.approx(8 / 12), "top_25pct_share": pytest.approx(10 / 12),
-                                     "prompts_for_half": 1, "num_prompts": 8}
+    assert card["concentration"] == {"top_10pct_share": pytest.approx(8 / 12),
+                                     "top_25pct_share": pytest.approx(10 / 12), "prompts_for_half": 1,
+                                     "num_prompts": 8}
