@@ -1,0 +1,125 @@
+"""The LLM-judge backend: rewards against a hand computation on a tiny causal LM, batching, bad configs, evaluate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import run_cli, write_eval_config
+from rmteach.backends.rewards import load_reward_model
+from rmteach.core.blocks import RewardModelConfig
+from rmteach.core.config import validate
+from rmteach.evaluate.score_cache import score_key
+
+PROMPTS = ["w1 w2", "w3", "w4 w5 w6 w7", "w0", "w2 w2"]
+RESPONSES = ["w1", "w2 w3 w4 w5 w6", "w1 w8 w1", "w9 w10 w11 w0 w1 w2 w3", "w5"]
+TEMPLATE = "w0 {prompt} w11 {response} w10"
+
+
+def judge_rm(tiny, batch_size=16, **judge):
+    block = {"path": str(tiny["policy_llama"]), "template": TEMPLATE, "labels": ["w3", "w7"], **judge}
+    return load_reward_model(validate(RewardModelConfig, {"name": "j", "judge": block, "batch_size": batch_size}))
+
+
+def next_logprobs(tiny, text: str) -> np.ndarray:
+    """log p(next token | text) of the tiny Llama, by hand: one unpadded sequence, the last position."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny["policy_llama"])
+    model = AutoModelForCausalLM.from_pretrained(tiny["policy_llama"]).eval()
+    ids = torch.tensor([tok(text)["input_ids"]])
+    with torch.no_grad():
+        return torch.log_softmax(model(ids).logits[0, -1].double(), -1).numpy()
+
+
+def vocab_id(tiny, word: str) -> int:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny["policy_llama"]).convert_tokens_to_ids(word)
+
+
+def test_two_labels_give_the_hand_computed_logprob_margin_through_the_chat_template(tiny):
+    rm = judge_rm(tiny, batch_size=2)
+    got = rm.score(PROMPTS, RESPONSES)
+    w3, w7 = vocab_id(tiny, "w3"), vocab_id(tiny, "w7")
+    for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES)):
+        lp = next_logprobs(tiny, f"User: w0 {p} w11 {r} w10 Assistant:")  # the tiny chat template, written out
+        assert got[i] == pytest.approx(lp[w3] - lp[w7], abs=1e-5)
+    assert np.ptp(got) > 1e-3  # the rewards do depend on the pair
+    rm.close()
+
+
+def test_a_scale_is_the_expectation_of_values_with_few_shot_examples_in_plain_text(tiny):
+    labels, values = [" w3", " w7", " w9"], [1.0, 5.0, 9.0]
+    examples = [{"prompt": "w4", "response": "w5", "label": " w9"}]
+    rm = judge_rm(tiny, labels=labels, values=values, examples=examples, chat=False)
+    got = rm.score(PROMPTS, RESPONSES)
+    ids = [vocab_id(tiny, w) for w in ("w3", "w7", "w9")]
+    for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES)):
+        lp = next_logprobs(tiny, f"w0 w4 w11 w5 w10 w9\n\nw0 {p} w11 {r} w10")[ids]
+        q = np.exp(lp) / np.exp(lp).sum()
+        assert got[i] == pytest.approx(float(q @ values), abs=1e-5)
+    assert np.all((got > 1.0) & (got < 9.0))
+    rm.close()
+
+
+def test_batch_size_padding_and_order_do_not_change_rewards(tiny):
+    one = judge_rm(tiny, batch_size=1).score(PROMPTS, RESPONSES)  # no padding at all
+    many = judge_rm(tiny, batch_size=5).score(PROMPTS, RESPONSES)  # lengths 5 to 13 tokens padded together
+    perm = [3, 0, 4, 2, 1]
+    shuffled = judge_rm(tiny, batch_size=2).score([PROMPTS[i] for i in perm], [RESPONSES[i] for i in perm])
+    np.testing.assert_allclose(many, one, atol=1e-5)
+    np.testing.assert_allclose(shuffled, one[perm], atol=1e-5)
+
+
+def test_the_cache_key_holds_the_judge_settings_but_not_the_batch_size(tiny):
+    def key(batch_size=16, **judge):
+        block = {"path": str(tiny["policy_llama"]), "template": TEMPLATE, "labels": ["w3", "w7"], **judge}
+        cfg = RewardModelConfig(name="j", judge=block, batch_size=batch_size)
+        return score_key(cfg, "s", None, device="cpu", dtype="float32", limit=None)
+
+    base = key()
+    assert base is not None and key(batch_size=3) == base
+    changed = [key(labels=["w3", "w8"]), key(template="{prompt} {response}"), key(chat=False),
+               key(examples=[{"prompt": "w1", "response": "w2", "label": "w3"}]),
+               key(labels=["w3", "w7"], values=[0.0, 1.0])]
+    assert base not in changed and len(set(changed)) == len(changed)
+
+
+@pytest.mark.parametrize("judge, words", [
+    ({"labels": ["w3 w4", "w3 w5"]}, ["'w3 w4'", "'w3 w5'", "same token"]),
+    ({"labels": ["yes", "no"]}, ["'yes'", "vocabulary"]),
+    ({"template": "{prompt} {answer}"}, ["{answer}", "allowed"]),
+    ({"labels": ["w1", "w2", "w3"]}, ["values"]),
+    ({"examples": [{"prompt": "a", "response": "b", "label": "w9"}]}, ["'w9'"]),
+    ({"path": "MISSING"}, ["does not exist"]),
+])
+def test_bad_judge_configs_exit_2_with_one_line(tiny, tmp_path, capsys, judge, words):
+    block = {"path": str(tiny["policy_llama"]), "template": TEMPLATE, "labels": ["w3", "w7"], **judge}
+    if block["path"] == "MISSING":
+        block["path"] = str(tmp_path / "no-such-model")
+    cfg = write_eval_config(tmp_path / "e.yaml", tiny, reward_models=[{"name": "j", "judge": block}],
+                            preferences=None)
+    code, _, err = run_cli(["evaluate", "-c", cfg, "-o", tmp_path / "out"], capsys)
+    assert code == 2 and "Traceback" not in err, err
+    lines = [ln for ln in err.strip().splitlines() if ": error: " in ln]
+    assert len(lines) == 1 and lines[0] == err.strip().splitlines()[-1], err
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # samples with the tiny policy, then scores: about 4 s
+def test_evaluate_runs_with_a_judge_as_ground_truth(tiny, tmp_path, capsys):
+    gt = {"name": "judge", "batch_size": 4,
+          "judge": {"path": str(tiny["policy_llama"]), "template": TEMPLATE, "labels": ["w3", "w7"]}}
+    cfg = write_eval_config(tmp_path / "e.yaml", tiny, ground_truth=gt, preferences=None,
+                            reward_models=[{"name": "gold", "callable": "rm_fns:gold"}])
+    code, _, err = run_cli(["evaluate", "-c", cfg, "-o", tmp_path / "out"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [c["name"] for c in report["reward_models"]] == ["gold", "judge"]
+    assert len(list((tmp_path / "cache").rglob("scores/*.npz"))) >= 1  # the judge's scores are cached
