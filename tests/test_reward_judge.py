@@ -19,8 +19,8 @@ RESPONSES = ["w1", "w2 w3 w4 w5 w6", "w1 w8 w1", "w9 w10 w11 w0 w1 w2 w3", "w5"]
 TEMPLATE = "w0 {prompt} w11 {response} w10"
 
 
-def judge_rm(tiny, batch_size=16, **judge):
-    block = {"path": str(tiny["policy_llama"]), "template": TEMPLATE, "labels": ["w3", "w7"], **judge}
+def judge_rm(tiny, batch_size=16, model="policy_llama", **judge):
+    block = {"path": str(tiny[model]), "template": TEMPLATE, "labels": ["w3", "w7"], **judge}
     return load_reward_model(validate(RewardModelConfig, {"name": "j", "judge": block, "batch_size": batch_size}))
 
 
@@ -66,11 +66,13 @@ def test_a_scale_is_the_expectation_of_values_with_few_shot_examples_in_plain_te
     rm.close()
 
 
-def test_batch_size_padding_and_order_do_not_change_rewards(tiny):
-    one = judge_rm(tiny, batch_size=1).score(PROMPTS, RESPONSES)  # no padding at all
-    many = judge_rm(tiny, batch_size=5).score(PROMPTS, RESPONSES)  # lengths 5 to 13 tokens padded together
+# GPT-2's absolute positions would shift under left padding without position ids (Llama's RoPE is relative).
+@pytest.mark.parametrize("model", ["policy_llama", "policy_gpt2"])
+def test_batch_size_padding_and_order_do_not_change_rewards(tiny, model):
+    one = judge_rm(tiny, batch_size=1, model=model).score(PROMPTS, RESPONSES)  # no padding at all
+    many = judge_rm(tiny, batch_size=5, model=model).score(PROMPTS, RESPONSES)  # 5 to 13 tokens padded together
     perm = [3, 0, 4, 2, 1]
-    shuffled = judge_rm(tiny, batch_size=2).score([PROMPTS[i] for i in perm], [RESPONSES[i] for i in perm])
+    shuffled = judge_rm(tiny, batch_size=2, model=model).score([PROMPTS[i] for i in perm], [RESPONSES[i] for i in perm])
     np.testing.assert_allclose(many, one, atol=1e-5)
     np.testing.assert_allclose(shuffled, one[perm], atol=1e-5)
 
