@@ -98,10 +98,15 @@ def test_the_cache_key_holds_the_judge_settings_but_not_the_batch_size(tiny):
     ({"labels": ["w1", "w2", "w3"]}, ["values"]),
     ({"examples": [{"prompt": "a", "response": "b", "label": "w9"}]}, ["'w9'"]),
     ({"path": "MISSING"}, ["does not exist"]),
+    ({"http": {"url": "http://127.0.0.1:9/v1/chat/completions", "model": "m"}}, ["exactly one of 'path'"]),
+    ({"path": None, "http": {"url": "http://127.0.0.1:9/v1/chat/completions"}}, ["http.model"]),
+    ({"path": None, "http": {"url": "http://127.0.0.1:9/v1/chat/completions", "model": "m", "protocol": "score"}},
+     ["http.protocol", "not options of an http judge"]),
 ])
 def test_bad_judge_configs_exit_2_with_one_line(tiny, tmp_path, capsys, judge, words):
     block = {"path": str(tiny["policy_llama"]), "template": TEMPLATE, "labels": ["w3", "w7"], **judge}
-    if block["path"] == "MISSING":
+    block = {k: v for k, v in block.items() if v is not None}
+    if block.get("path") == "MISSING":
         block["path"] = str(tmp_path / "no-such-model")
     cfg = write_eval_config(tmp_path / "e.yaml", tiny, reward_models=[{"name": "j", "judge": block}],
                             preferences=None)
@@ -125,3 +130,66 @@ def test_evaluate_runs_with_a_judge_as_ground_truth(tiny, tmp_path, capsys):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [c["name"] for c in report["reward_models"]] == ["gold", "judge"]
     assert len(list((tmp_path / "cache").rglob("scores/*.npz"))) >= 1  # the judge's scores are cached
+
+
+class TinyChatServer:
+    """The replies of a chat-completions server running the tiny Llama: the first token's top log-probabilities
+    (the whole vocabulary), computed from the request's messages through the model's chat template."""
+
+    def __init__(self, tiny, fail_first: int = 0):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tok = AutoTokenizer.from_pretrained(tiny["policy_llama"])
+        self.model = AutoModelForCausalLM.from_pretrained(tiny["policy_llama"]).eval()
+        self.fail_first = fail_first
+
+    def __call__(self, n: int, body: dict):
+        if n <= self.fail_first:
+            return 503, "overloaded"
+        text = self.tok.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=True)
+        with torch.no_grad():
+            lp = torch.log_softmax(self.model(torch.tensor([self.tok(text)["input_ids"]])).logits[0, -1], -1)
+        order = lp.argsort(descending=True).tolist()
+        top = [{"token": self.tok.convert_ids_to_tokens(i), "logprob": float(lp[i])} for i in order]
+        return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": top[0]["token"]},
+                                  "logprobs": {"content": [{"token": top[0]["token"], "logprob": top[0]["logprob"],
+                                                            "top_logprobs": top}]}}]}
+
+
+def http_judge(url: str, **judge):
+    http = {"url": f"{url}/v1/chat/completions", "model": "tiny", "backoff_s": 0.001, "concurrency": 2}
+    block = {"http": http, "template": TEMPLATE, "labels": ["w3", "w7"], **judge}
+    return load_reward_model(validate(RewardModelConfig, {"name": "jh", "judge": block}))
+
+
+@pytest.mark.parametrize("judge", [{}, {"labels": ["w3", "w7", "w9"], "values": [1.0, 5.0, 9.0],
+                                        "examples": [{"prompt": "w4", "response": "w5", "label": "w9"}]}])
+def test_the_http_judge_on_a_local_chat_completions_server_agrees_with_the_local_judge(tiny, monkeypatch, judge):
+    from http_server import Script, serving
+
+    monkeypatch.setenv("RMTEACH_TEST_JUDGE_KEY", "k3y")
+    script = Script(TinyChatServer(tiny, fail_first=1))  # the first request is retried after a 503
+    with serving(script.app()) as url:
+        got = http_judge(url, **judge, http={"url": f"{url}/v1/chat/completions", "model": "tiny",
+                                             "backoff_s": 0.001, "api_key_env": "RMTEACH_TEST_JUDGE_KEY"}
+                         ).score(PROMPTS, RESPONSES)
+    local = judge_rm(tiny, **judge).score(PROMPTS, RESPONSES)
+    np.testing.assert_allclose(got, local, atol=1e-5)
+    assert script.calls == len(PROMPTS) + 1
+    assert all(h["authorization"] == "Bearer k3y" for h in script.headers)
+    last = script.bodies[-1]
+    assert (last["model"], last["max_tokens"], last["logprobs"]) == ("tiny", 1, True)
+    assert len(last["messages"]) == 1 + 2 * len(judge.get("examples", []))
+
+
+def test_an_http_answer_without_the_labels_stops_with_one_line(tiny):
+    from http_server import Script, serving
+
+    from rmteach.core.errors import UserError
+
+    reply = {"choices": [{"logprobs": {"content": [{"top_logprobs": [{"token": "w1", "logprob": -0.2}]}]}}]}
+    with serving(Script(lambda n, body: (200, reply)).app()) as url, pytest.raises(UserError) as e:
+        from rmteach.backends.rewards import score_grid
+
+        score_grid(http_judge(url), ["w1"], [["w2", "w3"]], ids=["p0"])
+    assert "none of the labels" in str(e.value) and "prompt id 'p0'" in str(e.value)

@@ -26,15 +26,19 @@ labels, values, examples, ...) and the judge's model files (`evaluate.score_cach
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..core.blocks import JudgeConfig, RewardModelConfig
 from ..core.chat import prompt_text
-from ..core.errors import UserError, first_line
+from ..core.errors import ItemError, UserError, first_line
 from ..core.hf import check_vocab, load_tokenizer, load_weights, max_positions, quiet, torch_dtype
 from .reward_hf import Batches
+from .reward_http import HTTPRewardModel, expand_headers
+
+TOP_LOGPROBS = 20  # the most OpenAI's API returns; vLLM's server allows as many (its --max-logprobs, default 20)
 
 
 def label_ids(tokenizer: Any, labels: Sequence[str], what: str) -> list[int]:
@@ -66,10 +70,30 @@ def check_judge(cfg: RewardModelConfig, what: str) -> None:
 
     assert cfg.judge is not None
     j = cfg.judge
+    if j.http is not None:
+        expand_headers(j.http.headers, what)
+        return
+    assert j.path is not None
     check_model_ref(j.path, f"{what} judge")
     if Path(j.path).expanduser().is_dir():
         tok = load_tokenizer(j.path, f"{what} judge", padding_side="left", trust_remote_code=j.trust_remote_code)
         label_ids(tok, j.labels, f"{what} judge")
+
+
+def judge_turns(j: JudgeConfig, prompt: Any, response: str) -> list[dict[str, str]]:
+    """The judge's conversation of one pair: each example's question and label as a user and an assistant turn,
+    then the question as the last user turn.
+
+    >>> j = JudgeConfig(path="m", template="{prompt}={response}?", labels=["y", "n"],
+    ...                 examples=[{"prompt": "1+1", "response": "2", "label": "y"}])
+    >>> [m["content"] for m in judge_turns(j, "2+2", "5")]
+    ['1+1=2?', 'y', '2+2=5?']
+    """
+    turns = []
+    for e in j.examples:
+        turns += [{"role": "user", "content": j.template.format(prompt=e.prompt, response=e.response)},
+                  {"role": "assistant", "content": e.label}]
+    return turns + [{"role": "user", "content": j.template.format(prompt=prompt_text(prompt), response=response)}]
 
 
 def reward_from_logprobs(logp: np.ndarray, values: Sequence[float] | None) -> np.ndarray:
@@ -78,7 +102,7 @@ def reward_from_logprobs(logp: np.ndarray, values: Sequence[float] | None) -> np
 
     >>> reward_from_logprobs(np.log([[0.6, 0.2]]), None).round(4).tolist()
     [1.0986]
-    >>> reward_from_logprobs(np.log([[0.3, 0.1]]), [1.0, 9.0]).tolist()
+    >>> reward_from_logprobs(np.log([[0.3, 0.1]]), [1.0, 9.0]).round(6).tolist()
     [3.0]
     """
     if values is None:
@@ -96,7 +120,7 @@ class JudgeRewardModel:
         from transformers import AutoModelForCausalLM
 
         quiet()
-        assert cfg.judge is not None
+        assert cfg.judge is not None and cfg.judge.path is not None
         self.name, self.judge = cfg.name, cfg.judge
         j: JudgeConfig = cfg.judge
         what = f"reward model '{cfg.name}' (judge)"
@@ -124,18 +148,11 @@ class JudgeRewardModel:
     def texts(self, prompts: Sequence[Any], completions: Sequence[str]) -> list[str]:
         """The texts the judge reads, one per pair: few-shot examples, then the question."""
         j = self.judge
-        shots = [(j.template.format(prompt=e.prompt, response=e.response), e.label) for e in j.examples]
-        out = []
-        for p, c in zip(prompts, completions):
-            question = j.template.format(prompt=prompt_text(p), response=c)
-            if self.chat:
-                turns = [m for q, a in shots for m in ({"role": "user", "content": q},
-                                                       {"role": "assistant", "content": a})]
-                turns.append({"role": "user", "content": question})
-                out.append(self.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True))
-            else:
-                out.append("".join(f"{q}{a}\n\n" for q, a in shots) + question)
-        return out
+        if self.chat:
+            return [self.tokenizer.apply_chat_template(judge_turns(j, p, c), tokenize=False,
+                                                       add_generation_prompt=True) for p, c in zip(prompts, completions)]
+        shots = "".join(f"{j.template.format(prompt=e.prompt, response=e.response)}{e.label}\n\n" for e in j.examples)
+        return [shots + j.template.format(prompt=prompt_text(p), response=c) for p, c in zip(prompts, completions)]
 
     def _encode(self, prompts: Sequence[Any], completions: Sequence[str]) -> list[list[int]]:
         """Token ids per pair, cut on the left to `max_length`; special tokens only for plain text (a chat
@@ -183,3 +200,86 @@ class JudgeRewardModel:
 
         del self.model
         clear_device_cache(garbage_collection=True)
+
+
+def label_logprobs(top: Any, labels: Sequence[str]) -> np.ndarray | None:
+    """The labels' log-probabilities (L,) from one chat-completions answer's first-token `top_logprobs`
+    ([{token, logprob}, ...]), or None when none of the labels is listed. A token matches a label when both are
+    equal up to surrounding whitespace; a label not listed gets the lowest listed log-probability (its own is
+    at most that).
+
+    >>> label_logprobs([{"token": "Yes", "logprob": -0.1}, {"token": " No", "logprob": -2.5}], ["Yes", "No"]).tolist()
+    [-0.1, -2.5]
+    >>> label_logprobs([{"token": "Yes", "logprob": -0.1}, {"token": "Maybe", "logprob": -3.0}], ["Yes", "No"]).tolist()
+    [-0.1, -3.0]
+    """
+    listed: dict[str, float] = {}
+    for t in top:
+        listed.setdefault(str(t["token"]).strip(), float(t["logprob"]))  # the first (most likely) spelling wins
+    if not any(label.strip() in listed for label in labels):
+        return None
+    floor = min(listed.values())
+    return np.array([listed.get(label.strip(), floor) for label in labels])
+
+
+class JudgeHTTPRewardModel(HTTPRewardModel):
+    """An LLM judge behind an OpenAI-compatible chat-completions endpoint: one conversation per request (at most
+    `http.concurrency` in flight, each retried as the http backend retries), one generated token, its
+    `top_logprobs` read for the labels."""
+
+    def __init__(self, cfg: RewardModelConfig) -> None:
+        assert cfg.judge is not None and cfg.judge.http is not None
+        super().__init__(cfg.name, cfg.judge.http)
+        self.judge = cfg.judge
+        self.who = f"reward model '{cfg.name}' (judge) at {self.cfg.url}"
+
+    def body(self, prompt: Any, response: str) -> dict[str, Any]:
+        """The request of one pair: the judge's turns, one greedy token, the top log-probabilities."""
+        return {"model": self.cfg.model, "messages": judge_turns(self.judge, prompt, response), "max_tokens": 1,
+                "temperature": 0.0, "logprobs": True, "top_logprobs": TOP_LOGPROBS}
+
+    async def _score_all(
+        self, prompts: list[Any], completions: list[str], progress: Callable[[int], None] | None
+    ) -> np.ndarray:
+        import httpx
+
+        out = np.empty(len(prompts), dtype=np.float64)  # (n,)
+        logp = np.empty((len(prompts), len(self.judge.labels)))  # (n, L)
+        gate = asyncio.Semaphore(self.cfg.concurrency)
+        limits = httpx.Limits(max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency)
+        async with httpx.AsyncClient(timeout=self.cfg.timeout_s, limits=limits, headers=self.headers) as client:
+
+            async def one(i: int) -> None:
+                async with gate:
+                    got = await self._post(client, self.body(prompts[i], completions[i]), i)
+                try:
+                    top = got["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+                    row = label_logprobs(top, self.judge.labels)
+                except (KeyError, IndexError, TypeError, ValueError):
+                    raise ItemError(f"{self.who} answered {str(got)[:120]!r}; expected a chat completion with "
+                                    "choices[0].logprobs.content[0].top_logprobs, on {item}", i) from None
+                if row is None:
+                    raise ItemError(f"{self.who}: none of the labels {self.judge.labels} is among the first token's "
+                                    f"top {len(top)} log-probabilities, on {{item}}", i)
+                logp[i] = row
+                if progress:
+                    progress(1)
+
+            tasks = [asyncio.ensure_future(one(i)) for i in range(len(prompts))]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                for t in tasks:  # the first failure ends the call: no request keeps running behind it
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+        out[:] = reward_from_logprobs(logp, self.judge.values)
+        return out
+
+
+def load_judge(cfg: RewardModelConfig, *, device: str, dtype: str) -> JudgeRewardModel | JudgeHTTPRewardModel:
+    """The judge a config names: a local causal LM (`judge.path`) or a chat-completions server (`judge.http`)."""
+    assert cfg.judge is not None
+    if cfg.judge.http is not None:
+        return JudgeHTTPRewardModel(cfg)
+    return JudgeRewardModel(cfg, device=device, dtype=dtype)

@@ -71,9 +71,9 @@ def _custom(cfg: RewardModelConfig, device: str, dtype: str) -> RewardModel:
 
 
 def _judge(cfg: RewardModelConfig, device: str, dtype: str) -> RewardModel:
-    from .reward_judge import JudgeRewardModel
+    from .reward_judge import load_judge
 
-    return JudgeRewardModel(cfg, device=device, dtype=dtype)
+    return load_judge(cfg, device=device, dtype=dtype)
 
 
 # Which backend a config names: the first whose key is set (`path` -> hf, `callable` -> callable, ...).

@@ -72,7 +72,10 @@ class JudgeConfig(Strict):
     """An LLM judge (`backends.reward_judge`): a causal LM asked a templated question about (prompt, response);
     the reward is read from its next-token log-probabilities of the label tokens, in one forward pass."""
 
-    path: str = Field(..., min_length=1, description="local directory or hub id of an AutoModelForCausalLM")
+    path: str | None = Field(None, min_length=1, description="local directory or hub id of an AutoModelForCausalLM")
+    http: RemoteRMConfig | None = Field(
+        None, description="instead of path: an OpenAI-compatible chat-completions server that returns logprobs "
+        "(url: .../v1/chat/completions, model, api_key_env, retries, concurrency, timeout_s)")
     template: str = Field(..., min_length=1, description="the question: a Python format string with {prompt} and "
                           "{response} (write {{ and }} for literal braces)")
     labels: list[str] = Field(..., min_length=2, description="the answers whose FIRST token is scored, e.g. "
@@ -92,6 +95,20 @@ class JudgeConfig(Strict):
     @model_validator(mode="after")
     def _checked(self) -> "JudgeConfig":
         import string
+
+        if (self.path is None) == (self.http is None):
+            raise ValueError("a judge needs exactly one of 'path' (a local causal LM) or 'http' (a chat-completions "
+                             "server)")
+        if self.http is not None:
+            defaults = type(self).model_fields
+            local = [k for k in ("chat", "max_length", "revision", "trust_remote_code")
+                     if getattr(self, k) != defaults[k].default]
+            local += [f"http.{k}" for k in ("protocol", "batch_size") if k in self.http.model_fields_set]
+            if local:
+                raise ValueError(f"{', '.join(local)}: not options of an http judge (one chat conversation per "
+                                 "request): remove them")
+            if self.http.model is None:
+                raise ValueError("http.model: an http judge needs the served model's name")
 
         try:
             fields = {f for _, f, _, _ in string.Formatter().parse(self.template) if f is not None}
