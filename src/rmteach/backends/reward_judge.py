@@ -20,8 +20,15 @@ Design (the config block is `rmteach.core.blocks.JudgeConfig`):
    Texts longer than `max_length` (or the model's positions) lose their start: the end, where the answer is
    read, stays.
 
-Scores are cached by `rmteach evaluate` like a `path` RM's: the key holds the whole judge block (template,
-labels, values, examples, ...) and the judge's model files (`evaluate.score_cache`).
+6. Over HTTP (`judge.http` instead of `judge.path`): an OpenAI-compatible chat-completions server (vLLM's, a
+   hosted API) gets the judge's turns (always chat), one request per pair, asking for one greedy token and its
+   `top_logprobs`; the labels are matched to the listed tokens up to surrounding whitespace, a label not listed
+   gets the lowest listed log-probability (its own is at most that), and an answer listing none of them stops
+   the command. Requests go through the http backend's retries, concurrency and `api_key_env`.
+
+A local judge's scores are cached by `rmteach evaluate` like a `path` RM's: the key holds the whole judge block
+(template, labels, values, examples, ...) and the judge's model files (`evaluate.score_cache`); an HTTP judge's
+are not (the server can change behind the same URL).
 """
 
 from __future__ import annotations
@@ -149,8 +156,9 @@ class JudgeRewardModel:
         """The texts the judge reads, one per pair: few-shot examples, then the question."""
         j = self.judge
         if self.chat:
-            return [self.tokenizer.apply_chat_template(judge_turns(j, p, c), tokenize=False,
-                                                       add_generation_prompt=True) for p, c in zip(prompts, completions)]
+            render = self.tokenizer.apply_chat_template
+            return [render(judge_turns(j, p, c), tokenize=False, add_generation_prompt=True)
+                    for p, c in zip(prompts, completions)]
         shots = "".join(f"{j.template.format(prompt=e.prompt, response=e.response)}{e.label}\n\n" for e in j.examples)
         return [shots + j.template.format(prompt=prompt_text(p), response=c) for p, c in zip(prompts, completions)]
 
