@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -24,21 +25,24 @@ def judge_rm(tiny, batch_size=16, model="policy_llama", **judge):
     return load_reward_model(validate(RewardModelConfig, {"name": "j", "judge": block, "batch_size": batch_size}))
 
 
-def next_logprobs(tiny, text: str) -> np.ndarray:
-    """log p(next token | text) of the tiny Llama, by hand: one unpadded sequence, the last position."""
+@functools.lru_cache(maxsize=1)
+def tiny_llama(path) -> tuple:
+    """The tiny Llama and its tokenizer, loaded once for the hand computations."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(tiny["policy_llama"])
-    model = AutoModelForCausalLM.from_pretrained(tiny["policy_llama"]).eval()
+    return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+
+
+def next_logprobs(tiny, text: str) -> np.ndarray:
+    """log p(next token | text) of the tiny Llama, by hand: one unpadded sequence, the last position."""
+    model, tok = tiny_llama(tiny["policy_llama"])
     ids = torch.tensor([tok(text)["input_ids"]])
     with torch.no_grad():
         return torch.log_softmax(model(ids).logits[0, -1].double(), -1).numpy()
 
 
 def vocab_id(tiny, word: str) -> int:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny["policy_llama"]).convert_tokens_to_ids(word)
+    return tiny_llama(tiny["policy_llama"])[1].convert_tokens_to_ids(word)
 
 
 def test_two_labels_give_the_hand_computed_logprob_margin_through_the_chat_template(tiny):
