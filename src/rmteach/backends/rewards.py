@@ -2,8 +2,9 @@
 
 A backend scores (prompt, completion) text pairs and returns one float each. Backends, one file each:
 `reward_hf` (a Hugging Face sequence classifier), `reward_callable` (a Python function with TRL's reward
-signature), `reward_http` (a served RM) and `reward_custom` (a scorer your builder makes). A new backend is
-one file plus one line in `BACKENDS`. `TransformedRewardModel` wraps any of them with the paper's low-variance
+signature), `reward_http` (a served RM), `reward_custom` (a scorer your builder makes) and `reward_judge` (an
+LLM judge: a causal LM's log-probabilities of answer labels). A new backend is one file plus one line in
+`BACKENDS`. `TransformedRewardModel` wraps any of them with the paper's low-variance
 transform. `score_grid` is how every command scores samples: K responses per prompt in, an (n, K) array of
 finite rewards out.
 """
@@ -69,9 +70,15 @@ def _custom(cfg: RewardModelConfig, device: str, dtype: str) -> RewardModel:
     return CustomRewardModel(cfg, device=device, dtype=dtype)
 
 
+def _judge(cfg: RewardModelConfig, device: str, dtype: str) -> RewardModel:
+    from .reward_judge import load_judge
+
+    return load_judge(cfg, device=device, dtype=dtype)
+
+
 # Which backend a config names: the first whose key is set (`path` -> hf, `callable` -> callable, ...).
 BACKENDS: dict[str, Callable[[RewardModelConfig, str, str], RewardModel]] = {
-    "path": _hf, "callable": _callable, "http": _http, "custom": _custom}
+    "path": _hf, "callable": _callable, "http": _http, "custom": _custom, "judge": _judge}
 
 
 def load_reward_model(cfg: RewardModelConfig, *, device: str = "cpu", dtype: str = "float32") -> RewardModel:
@@ -98,6 +105,10 @@ def check_reward_source(cfg: RewardModelConfig, what: str) -> None:
         import_callable(cfg.custom.builder, f"{what} builder")
     elif cfg.callable is not None:
         import_callable(cfg.callable, what)
+    elif cfg.judge is not None:
+        from .reward_judge import check_judge
+
+        check_judge(cfg, what)
     elif cfg.http is not None:
         from .reward_http import expand_headers
 

@@ -60,6 +60,77 @@ class CustomRMConfig(Strict):
         return self
 
 
+class JudgeExample(Strict):
+    """One few-shot example of an LLM judge: a (prompt, response) pair and the label it deserves."""
+
+    prompt: str = Field(..., description="the example's prompt")
+    response: str = Field(..., description="the example's response")
+    label: str = Field(..., description="its answer: one of the judge's labels")
+
+
+class JudgeConfig(Strict):
+    """An LLM judge (`backends.reward_judge`): a causal LM asked a templated question about (prompt, response);
+    the reward is read from its next-token log-probabilities of the label tokens, in one forward pass."""
+
+    path: str | None = Field(None, min_length=1, description="local directory or hub id of an AutoModelForCausalLM")
+    http: RemoteRMConfig | None = Field(
+        None, description="instead of path: an OpenAI-compatible chat-completions server that returns logprobs "
+        "(url: .../v1/chat/completions, model, api_key_env, retries, concurrency, timeout_s)")
+    template: str = Field(..., min_length=1, description="the question: a Python format string with {prompt} and "
+                          "{response} (write {{ and }} for literal braces)")
+    labels: list[str] = Field(..., min_length=2, description="the answers whose FIRST token is scored, e.g. "
+                              "[' Yes', ' No'] or ['1', ..., '9']; tokenized on their own")
+    values: list[float] | None = Field(
+        None, description="one number per label: the reward is their expectation under the judge's probabilities "
+        "renormalised over the labels; unset (two labels only): log p(labels[0]) - log p(labels[1])")
+    examples: list[JudgeExample] = Field(default_factory=list, description="few-shot examples asked and answered "
+                                         "before the question")
+    chat: bool = Field(True, description="render the question (and examples) as user turns through the judge's "
+                       "chat template when it has one; false: plain text")
+    max_length: int = Field(2048, ge=8, description="keep at most this many tokens (cut on the left: the question's "
+                            "end, where the answer is read, stays)")
+    revision: str | None = Field(None, description="hub revision of path")
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _checked(self) -> "JudgeConfig":
+        import string
+
+        if (self.path is None) == (self.http is None):
+            raise ValueError("a judge needs exactly one of 'path' (a local causal LM) or 'http' (a chat-completions "
+                             "server)")
+        if self.http is not None:
+            defaults = type(self).model_fields
+            local = [k for k in ("chat", "max_length", "revision", "trust_remote_code")
+                     if getattr(self, k) != defaults[k].default]
+            local += [f"http.{k}" for k in ("protocol", "batch_size") if k in self.http.model_fields_set]
+            if local:
+                raise ValueError(f"{', '.join(local)}: not options of an http judge (one chat conversation per "
+                                 "request): remove them")
+            if self.http.model is None:
+                raise ValueError("http.model: an http judge needs the served model's name")
+
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(self.template) if f is not None}
+        except ValueError as e:
+            raise ValueError(f"template is not a format string ({e}); write {{{{ and }}}} for literal braces") from None
+        if unknown := sorted(fields - {"prompt", "response"}):
+            raise ValueError(f"template: unknown field(s) {', '.join('{' + f + '}' for f in unknown)}; allowed: "
+                             "{prompt} and {response}")
+        if "response" not in fields:
+            raise ValueError("template must hold {response} (and usually {prompt})")
+        if len(set(self.labels)) != len(self.labels) or "" in self.labels:
+            raise ValueError("labels must be distinct, non-empty strings")
+        if self.values is None and len(self.labels) != 2:
+            raise ValueError(f"{len(self.labels)} labels need values (one number each); without values a judge has "
+                             "exactly two labels (reward: log p(labels[0]) - log p(labels[1]))")
+        if self.values is not None and len(self.values) != len(self.labels):
+            raise ValueError(f"values: {len(self.values)} numbers for {len(self.labels)} labels; give one per label")
+        if bad := [e.label for e in self.examples if e.label not in self.labels]:
+            raise ValueError(f"examples: label {bad[0]!r} is not one of labels {self.labels}")
+        return self
+
+
 # Options of the Hugging Face backend (`path`): refused on the other backends, where they would do nothing.
 HF_ONLY = ("max_length", "truncation_side", "tokenizer", "revision", "chat_template", "system_prompt", "device_map",
            "load_in_8bit", "load_in_4bit", "trust_remote_code", "allow_new_head")
@@ -68,7 +139,7 @@ HF_ONLY = ("max_length", "truncation_side", "tokenizer", "revision", "chat_templ
 class RewardModelConfig(Strict):
     """One reward model: a Hugging Face sequence classifier (`path`), a Python callable (`callable`), a model
     served over HTTP (`http`: OpenRLHF's remote-RM or vLLM's score protocol; `rmteach serve-rm` serves one), or
-    a scorer built by your own code (`custom`)."""
+    a scorer built by your own code (`custom`), or an LLM judge (`judge`)."""
 
     # -- What it is: exactly one of path, callable, http, custom ----------------------------------------------
     name: str = Field(..., min_length=1, description="unique name used in reports")
@@ -78,6 +149,7 @@ class RewardModelConfig(Strict):
     )
     http: RemoteRMConfig | None = Field(None, description="a reward model served over HTTP: url, protocol, ...")
     custom: CustomRMConfig | None = Field(None, description="a scorer your code builds: builder, path, kwargs, output")
+    judge: JudgeConfig | None = Field(None, description="an LLM judge: path, template, labels, values, examples")
     transform: ScaleTransform | None = Field(None, description="optional reward transform")
     batch_size: int | Literal["auto"] = Field(
         16, description="sequences per forward pass (hf, custom) or per call (callable: at least 256); auto: start "
@@ -115,10 +187,11 @@ class RewardModelConfig(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> "RewardModelConfig":
-        sources = {"path": self.path, "callable": self.callable, "http": self.http, "custom": self.custom}
+        sources = {"path": self.path, "callable": self.callable, "http": self.http, "custom": self.custom,
+                   "judge": self.judge}
         if sum(v is not None for v in sources.values()) != 1:
             raise ValueError(f"reward model '{self.name}' needs exactly one of 'path' or 'callable' or 'http' or "
-                             "'custom'")
+                             "'custom' or 'judge'")
         if self.callable is not None and ":" not in self.callable:
             raise ValueError(f"reward model '{self.name}': callable must look like 'module:attribute'")
         source = next(k for k, v in sources.items() if v is not None)

@@ -1,7 +1,8 @@
 """Per-RM score caches of `rmteach evaluate`: a killed evaluation resumes without re-scoring finished RMs.
 
-Only Hugging Face RMs (`path`) are cached: they are the expensive ones, and their identity is checkable (the
-files of the model folder, or the hub id). A callable's code or an HTTP server can change behind the same name,
+Only Hugging Face RMs (`path`) and LLM judges (`judge`) are cached: they are the expensive ones, and their
+identity is checkable (the files of the model folder, or the hub id; a judge's template, labels, values and
+examples are in its config). A callable's code or an HTTP server can change behind the same name,
 so those are always scored again rather than risk a stale result. The key holds the samples' own cache key
 (policy files, prompts, every sampling setting), the preference pairs, the RM's config (less its name and
 batch size, which change no score), its files (and its `tokenizer`'s), the device, dtype and how many prompts it scores.
@@ -28,12 +29,13 @@ def score_key(
     rm_cfg: RewardModelConfig, samples: str, pairs: list[PreferencePair] | None, *, device: str, dtype: str,
     limit: int | None,
 ) -> str | None:
-    """The cache key of one RM's scores, or None when the RM is not cached (not a `path` RM)."""
-    if rm_cfg.path is None:
+    """The cache key of one RM's scores, or None when the RM is not cached (not a `path` or `judge` RM)."""
+    model = rm_cfg.path if rm_cfg.judge is None else rm_cfg.judge.path
+    if model is None:
         return None
     plain = {k: v for k, v in to_plain(rm_cfg).items() if k not in ("name", "batch_size")}
     ident: dict[str, Any] = {
-        "samples": samples, "rm": plain, "rm_files": fingerprint(rm_cfg.path), "device": device, "dtype": dtype,
+        "samples": samples, "rm": plain, "rm_files": fingerprint(model), "device": device, "dtype": dtype,
         "tokenizer_files": fingerprint(rm_cfg.tokenizer) if rm_cfg.tokenizer else None,
         "limit": limit, "pairs": [[p.id, p.prompt, p.chosen, p.rejected] for p in pairs] if pairs else None,
     }
