@@ -197,3 +197,28 @@ def test_an_http_answer_without_the_labels_stops_with_one_line(tiny):
 
         score_grid(http_judge(url), ["w1"], [["w2", "w3"]], ids=["p0"])
     assert "none of the labels" in str(e.value) and "prompt id 'p0'" in str(e.value)
+
+
+def test_a_judge_path_is_a_model_reference_and_train_plans_with_a_judge(tiny, world, tmp_path, capsys):
+    import yaml
+
+    from rmteach.core.config import load_config
+    from rmteach.evaluate.config import EvaluateConfig
+    from train_world import config_dict
+
+    # A hub id stays a hub id; a relative folder that exists is resolved against the config's folder.
+    (tmp_path / "judges").mkdir()
+    (tmp_path / "judges" / "local").symlink_to(tiny["policy_llama"])
+    cfg = write_eval_config(tmp_path / "e.yaml", tiny, reward_models=[
+        {"name": "hub", "judge": {"path": "Org/some-judge", "template": TEMPLATE, "labels": ["w3", "w7"]}},
+        {"name": "here", "judge": {"path": "judges/local", "template": TEMPLATE, "labels": ["w3", "w7"]}}])
+    rms = load_config(EvaluateConfig, cfg).reward_models
+    assert rms[0].judge.path == "Org/some-judge"
+    assert rms[1].judge.path == str((tmp_path / "judges" / "local").resolve())
+    # train --dry-run names the judge as the reward model's source (it used to stop with an AttributeError)
+    judge = {"name": "judge", "judge": {"path": str(tiny["policy_llama"]), "template": TEMPLATE, "labels": ["w3", "w7"]}}
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(config_dict(world, reward_model=judge)))
+    code, out, err = run_cli(["train", "-c", path, "-o", tmp_path / "run", "--dry-run"], capsys)
+    assert code == 0, err
+    assert f"judge {tiny['policy_llama']}" in out

@@ -154,7 +154,7 @@ def test_normalization_comes_from_an_evaluate_report(world, tmp_path, capsys):
     cfg_path = write_config(tmp_path / "t.yaml", world, steps=1, normalization=report_path,
                             reward_model={"name": "gold", "callable": "train_world:gold", "transform": {"factor": 0.5}})
     code, _, err = run_cli(["train", "--config", cfg_path, "--out", tmp_path / "bad"], capsys)
-    assert code == 2 and "another path, callable or transform" in err
+    assert code == 2 and "another path, callable, judge or transform" in err
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -239,7 +239,7 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             for k, v in node.items():
                 if k in ("path", "cache_dir", "tokenizer") and isinstance(v, str):
                     is_model = parent_key in ("policy", "reward_model", "reward_models", "ground_truth", "policies",
-                                              "custom")
+                                              "custom", "judge")
                     try:
                         out[k] = resolve_path(v, base, model=is_model)
                     except UserError as e:

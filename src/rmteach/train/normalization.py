@@ -79,10 +79,10 @@ def normalization_from_report(path: str | Path, rm_cfg: Any, policy_path: str) -
     listed = [r for r in (rep.get("reward_models") or []) + [rep.get("ground_truth") or {}] if isinstance(r, dict)]
     theirs = {r.get("name"): r for r in listed}.get(rm_cfg.name)
     mine = to_plain(rm_cfg)
-    same = ("path", "callable", "http", "custom", "transform")
+    same = ("path", "callable", "http", "custom", "judge", "transform")
     if theirs is not None and any(theirs.get(k) != mine.get(k) for k in same):
         raise UserError(
-            f"normalization report {path}: reward model '{rm_cfg.name}' there has another path, callable or transform"
+            f"normalization report {path}: reward model '{rm_cfg.name}' there has another path, callable, judge or transform"
         )
     measured_on = (rep.get("policy") or {}).get("path") if isinstance(rep.get("policy"), dict) else None
     if measured_on != policy_path:

@@ -92,5 +92,7 @@ def print_plan(p: dict[str, Any], missing: list[str]) -> None:
 
 
 def _source(rm: Any) -> str:
-    """Where a reward model comes from: its folder or hub id, its callable, its URL, or its builder."""
+    """Where a reward model comes from: its folder or hub id, its callable, its URL, its builder, or its judge."""
+    if rm.judge is not None:
+        return f"judge {rm.judge.path or rm.judge.http.url}"
     return rm.path or rm.callable or (rm.http.url if rm.http else rm.custom.builder)
