@@ -27,6 +27,15 @@ HEAD_SEED = 0  # the seed of an allowed new head
 AUTO_START = {"cuda": 64, "cpu": 16}  # `batch_size: auto`'s first try, by device kind (a CPU gains little past 16)
 
 
+def length_order(ids: Sequence[Sequence[int]]) -> list[int]:
+    """Indices of `ids` from shortest to longest (ties by index): batches of similar lengths pad little.
+
+    >>> length_order([[1, 2, 3], [4], [5, 6], [7]])
+    [1, 3, 2, 0]
+    """
+    return sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
+
+
 class Batches:
     """Work in batches of a fixed size, or of an `auto` one: start at `AUTO_START`, halve at each out-of-memory
     (what accelerate's `find_executable_batch_size` counts as one), keep the size that fits for later calls.
@@ -93,7 +102,52 @@ def check_quantization(cfg: RewardModelConfig, what: str) -> None:
         raise UserError(f"{what}: {key} needs a CUDA GPU (bitsandbytes' 8/4-bit layers) and none is available here")
 
 
-class HFRewardModel:
+class LengthBatched:
+    """What an in-process model backend shares: the pairs tokenized once (`_encode`), scored in batches of
+    similar length (`plan`, the batches a sharded run deals out) by `_forward`, with out-of-memory halving
+    (`self.batches`), and the model freed by `close`."""
+
+    batches: Batches
+    model: Any
+
+    def _encode(self, prompts: Sequence[Any], completions: Sequence[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def _forward(self, rows: list[list[int]]) -> np.ndarray:
+        """The rewards (B,) of one batch of token-id rows."""
+        raise NotImplementedError
+
+    def plan(self, prompts: Sequence[Any], completions: Sequence[str]) -> list[list[int]]:
+        """The batches (lists of indices) `score` forms: sorted by length, the current batch size each."""
+        return self.batches.chunks(length_order(self._encode(prompts, completions)))
+
+    def score(
+        self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,
+        *, extras: Mapping[str, Sequence[Any]] | None = None,
+    ) -> np.ndarray:
+        import torch
+
+        # Tokenize once, then batch by length: padding waste is what makes naive scoring slow.
+        ids = self._encode(prompts, completions)
+        out = np.empty(len(ids), dtype=np.float64)
+
+        def step(idx: list[int]) -> None:
+            out[idx] = self._forward([ids[i] for i in idx])
+            if progress:
+                progress(len(idx))
+
+        with torch.inference_mode():
+            self.batches.run(length_order(ids), step)
+        return out
+
+    def close(self) -> None:
+        from accelerate.utils.memory import clear_device_cache
+
+        del self.model
+        clear_device_cache(garbage_collection=True)
+
+
+class HFRewardModel(LengthBatched):
     """An `AutoModelForSequenceClassification` with `num_labels == 1`, scored in length-sorted batches."""
 
     def __init__(self, cfg: RewardModelConfig, *, device: str, dtype: str) -> None:
@@ -186,37 +240,16 @@ class HFRewardModel:
             self._warn_cut(texts)
         return ids
 
-    def plan(self, prompts: Sequence[Any], completions: Sequence[str]) -> list[list[int]]:
-        """The batches (lists of indices) `score` forms: sorted by length, the current batch size each."""
-        ids = self._encode(prompts, completions)
-        return self.batches.chunks(sorted(range(len(ids)), key=lambda i: (len(ids[i]), i)))
-
-    def score(
-        self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,
-        *, extras: Mapping[str, Sequence[Any]] | None = None,
-    ) -> np.ndarray:
+    def _forward(self, rows: list[list[int]]) -> np.ndarray:
         torch = self._torch
-        # Tokenize once, then batch by length: padding waste is what makes naive scoring slow.
-        ids = self._encode(prompts, completions)
-        order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
-        out = np.empty(len(ids), dtype=np.float64)
-        pad = self.tokenizer.pad_token_id
-
-        def step(idx: list[int]) -> None:
-            width = max(len(ids[i]) for i in idx)
-            batch = torch.full((len(idx), width), pad, dtype=torch.long)  # (B, T), right padded
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                batch[row, : len(ids[i])] = torch.tensor(ids[i])
-                mask[row, : len(ids[i])] = 1
-            logits = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device)).logits
-            out[idx] = logits[:, 0].float().cpu().numpy()  # (B,)
-            if progress:
-                progress(len(idx))
-
-        with torch.inference_mode():
-            self.batches.run(order, step)
-        return out
+        width = max(len(r) for r in rows)
+        batch = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)  # (B, T), right padded
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, r in enumerate(rows):
+            batch[row, : len(r)] = torch.tensor(r)
+            mask[row, : len(r)] = 1
+        logits = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device)).logits
+        return logits[:, 0].float().cpu().numpy()  # (B,)
 
     def _warn_cut(self, texts: list[str]) -> None:
         """Say (once) that conversations longer than the model's positions were cut to fit them."""
@@ -228,9 +261,3 @@ class HFRewardModel:
             console().print(f"[yellow]warning:[/yellow] reward model '{self.name}' reads at most {self.max_length} "
                             f"tokens: {cut} of {len(texts)} conversations were cut to that length "
                             f"(on the {self.cfg.truncation_side})", soft_wrap=True)
-
-    def close(self) -> None:
-        from accelerate.utils.memory import clear_device_cache
-
-        del self.model
-        clear_device_cache(garbage_collection=True)

@@ -148,14 +148,7 @@ class HTTPRewardModel:
                 if progress:
                     progress(len(p))
 
-            tasks = [asyncio.ensure_future(one(s)) for s in range(0, len(prompts), bs)]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for t in tasks:  # the first failure ends the call: no request keeps running behind it
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+            await gather_or_cancel([one(s) for s in range(0, len(prompts), bs)])
         return out
 
     async def _post(self, client: Any, body: dict[str, Any], start: int) -> Any:
@@ -202,3 +195,16 @@ def _httpx() -> Any:
     except ImportError:
         raise UserError("the http reward backend needs httpx: pip install 'rmteach[http]'") from None
     return httpx
+
+
+async def gather_or_cancel(coros: Sequence[Any]) -> None:
+    """Run the coroutines concurrently; the first failure cancels the others (no request keeps running behind
+    it) and is raised once they have stopped."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

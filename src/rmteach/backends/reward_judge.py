@@ -34,7 +34,7 @@ are not (the server can change behind the same URL).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -42,8 +42,8 @@ from ..core.blocks import JudgeConfig, RewardModelConfig
 from ..core.chat import prompt_text
 from ..core.errors import ItemError, UserError, first_line
 from ..core.hf import check_vocab, load_tokenizer, load_weights, max_positions, quiet, torch_dtype
-from .reward_hf import Batches
-from .reward_http import HTTPRewardModel, expand_headers
+from .reward_hf import Batches, LengthBatched
+from .reward_http import HTTPRewardModel, expand_headers, gather_or_cancel
 
 TOP_LOGPROBS = 20  # the most OpenAI's API returns; vLLM's server allows as many (its --max-logprobs, default 20)
 
@@ -119,7 +119,7 @@ def reward_from_logprobs(logp: np.ndarray, values: Sequence[float] | None) -> np
     return q @ np.asarray(values, dtype=np.float64)
 
 
-class JudgeRewardModel:
+class JudgeRewardModel(LengthBatched):
     """A causal LM judge: one forward pass per batch, the next-token log-probs of the labels' first tokens."""
 
     def __init__(self, cfg: RewardModelConfig, *, device: str, dtype: str) -> None:
@@ -168,46 +168,20 @@ class JudgeRewardModel:
         return self.tokenizer(self.texts(prompts, completions), add_special_tokens=not self.chat, truncation=True,
                               max_length=self.max_length)["input_ids"]
 
-    def plan(self, prompts: Sequence[Any], completions: Sequence[str]) -> list[list[int]]:
-        """The batches (lists of indices) `score` forms: sorted by length, the current batch size each."""
-        ids = self._encode(prompts, completions)
-        return self.batches.chunks(sorted(range(len(ids)), key=lambda i: (len(ids[i]), i)))
-
-    def score(
-        self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,
-        *, extras: Mapping[str, Sequence[Any]] | None = None,
-    ) -> np.ndarray:
+    def _forward(self, rows: list[list[int]]) -> np.ndarray:
         torch = self._torch
-        ids = self._encode(prompts, completions)
-        order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
-        out = np.empty(len(ids), dtype=np.float64)
-        pad = self.tokenizer.pad_token_id
-        labels = torch.tensor(self.label_ids)
-
-        def step(idx: list[int]) -> None:
-            width = max(len(ids[i]) for i in idx)
-            batch = torch.full((len(idx), width), pad, dtype=torch.long)  # (B, T), left padded
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                batch[row, width - len(ids[i]):] = torch.tensor(ids[i])
-                mask[row, width - len(ids[i]):] = 1
-            pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T): real tokens count from 0 whatever the padding
-            logits = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device),
-                                position_ids=pos.to(self.device)).logits[:, -1, :]  # (B, V): the next token
-            logp = torch.log_softmax(logits.float(), dim=-1)[:, labels.to(logits.device)]  # (B, L)
-            out[idx] = reward_from_logprobs(logp.cpu().double().numpy(), self.judge.values)
-            if progress:
-                progress(len(idx))
-
-        with torch.inference_mode():
-            self.batches.run(order, step)
-        return out
-
-    def close(self) -> None:
-        from accelerate.utils.memory import clear_device_cache
-
-        del self.model
-        clear_device_cache(garbage_collection=True)
+        width = max(len(r) for r in rows)
+        batch = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)  # (B, T), left padded
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, r in enumerate(rows):
+            batch[row, width - len(r):] = torch.tensor(r)
+            mask[row, width - len(r):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T): real tokens count from 0 whatever the padding
+        logits = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device),
+                            position_ids=pos.to(self.device)).logits[:, -1, :]  # (B, V): the next token
+        labels = torch.tensor(self.label_ids, device=logits.device)
+        logp = torch.log_softmax(logits.float(), dim=-1)[:, labels]  # (B, L)
+        return reward_from_logprobs(logp.cpu().double().numpy(), self.judge.values)
 
 
 def label_logprobs(top: Any, labels: Sequence[str]) -> np.ndarray | None:
@@ -273,14 +247,7 @@ class JudgeHTTPRewardModel(HTTPRewardModel):
                 if progress:
                     progress(1)
 
-            tasks = [asyncio.ensure_future(one(i)) for i in range(len(prompts))]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for t in tasks:  # the first failure ends the call: no request keeps running behind it
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+            await gather_or_cancel([one(i) for i in range(len(prompts))])
         out[:] = reward_from_logprobs(logp, self.judge.values)
         return out
 
