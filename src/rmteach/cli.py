@@ -142,7 +142,6 @@ def _run(args: argparse.Namespace) -> int:
         run_study(cfg, Path(args.out), overwrite=args.overwrite)
     elif args.command == "demo":
         from .core.blocks import MAX_SEED
-        from .core.io import check_out
         from .demo import run_demo
 
         seeds = args.seeds if args.seeds is not None else 3
@@ -150,7 +149,6 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(f"--seeds must be between 1 and {DEMO_MAX_SEEDS} (got {seeds})")
         if not 0 <= args.seed <= MAX_SEED - seeds:
             raise UserError(f"--seed must be between 0 and {MAX_SEED - seeds} (got {args.seed})")
-        check_out(args.out)  # before the toy world is built beside it
         run_demo(Path(args.out), quick=args.quick, seed=args.seed, overwrite=args.overwrite, seeds=args.seeds)
     elif args.command == "toy":
         from .toy.build import run_build

@@ -226,14 +226,6 @@ def sync_file(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def check_out(out: str | os.PathLike, *, beside: bool = False) -> Path:
-    """Refuse an output folder that cannot be one (see `outdir.check_out`: empty, root, home, a file, a place
-    where no file can be created). Returns `out` as a `Path`."""
-    from .outdir import check_out as check
-
-    return check(out, beside=beside)
-
-
 def claim_out_dir(out: str | os.PathLike, marker: str, config: Any, overwrite: bool, command: str, *,
                   whole: bool = False) -> Path:
     """Check that `out` is empty, absent, or holds the same run; refuse a different run unless `overwrite`.
@@ -257,8 +249,8 @@ def claim_out_dir(out: str | os.PathLike, marker: str, config: Any, overwrite: b
     from . import outdir
     from .errors import UserError
 
-    out = check_out(out, beside=whole)
-    entries = [e for e in outdir._entries(out) if e != outdir.OWNERSHIP]
+    out = outdir.check_out(out, beside=whole)
+    entries = outdir.contents(out)
     if not entries:
         return out
     if overwrite:

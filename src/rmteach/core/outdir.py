@@ -98,11 +98,17 @@ def check_out(out: str | os.PathLike, *, beside: bool = False) -> Path:
 # 2. Ownership
 
 
-def _entries(out: Path) -> list[str]:
+def entries(out: Path) -> list[str]:
+    """The names in `out`, sorted (none when it is absent); a folder that cannot be listed is a `UserError`."""
     try:
         return sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     except OSError as e:  # a folder we may not list
         raise UserError(f"--out {out}: {e.strerror or e}") from None
+
+
+def contents(out: Path) -> list[str]:
+    """The names in `out` besides its manifest (a manifest alone: a run killed as it began, an empty folder)."""
+    return [e for e in entries(out) if e != OWNERSHIP]
 
 
 def owner(out: Path) -> tuple[str, tuple[str, ...]] | None:
@@ -131,17 +137,17 @@ def _owned_by(name: str, names: Iterable[str]) -> bool:
 
 def foreign(out: Path, command: str) -> str | None:
     """Why `--overwrite` may not clear `out` for `command` (a message), or None when it may (empty or all ours)."""
-    entries = [e for e in _entries(out) if e != OWNERSHIP]  # a manifest alone: a run killed as it began
-    if not entries:
+    names_here = contents(out)
+    if not names_here:
         return None
     found = owner(out)
     if found is None:
-        return f"--out {out} is not an rmteach output (it holds {entries[0]}); choose another folder"
+        return f"--out {out} is not an rmteach output (it holds {names_here[0]}); choose another folder"
     kind, names = found
     if kind != command:
         return f"--out {out} holds an rmteach {kind} output, not a {command} one; choose another folder"
     names = tuple(set(names) & set(OWNED[command])) or OWNED[command]
-    other = next((e for e in entries if not _owned_by(e, names)), None)
+    other = next((e for e in names_here if not _owned_by(e, names)), None)
     if other is not None:
         return (f"--out {out} holds {other}, which no {command} run wrote; rmteach replaces only a run's own "
                 "files: move it away or choose another folder")
@@ -168,7 +174,7 @@ def clear_owned(out: Path, command: str, *, remove_empty: bool = False) -> None:
     why = foreign(out, command)
     if why is not None:
         raise UserError(why)
-    for name in sorted(_entries(out), key=lambda n: n == OWNERSHIP):  # the manifest last
+    for name in sorted(entries(out), key=lambda n: n == OWNERSHIP):  # the manifest last
         p = out / name
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
@@ -244,7 +250,7 @@ def publish(stage: Path, out: Path, command: str) -> None:
         os.replace(stage, out)
         return
     trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.rmteach-old.", dir=stage.parent))
-    old, new = _entries(out), sorted(_entries(stage), key=lambda n: n != OWNERSHIP)
+    old, new = entries(out), sorted(entries(stage), key=lambda n: n != OWNERSHIP)
     moved_old: list[str] = []
     moved_new: list[str] = []
     try:

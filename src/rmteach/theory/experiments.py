@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core.errors import UserError
 from ..core import outdir
-from ..core.io import check_out
+from ..core.outdir import check_out
 from .report import write_outputs
 from .sim import (
     AutoregressiveField,
