@@ -36,6 +36,26 @@ def length_order(ids: Sequence[Sequence[int]]) -> list[int]:
     return sorted(range(len(ids)), key=lambda i: (len(ids[i]), i))
 
 
+def pad_rows(rows: Sequence[Sequence[int]], pad: int, *, left: bool = False) -> tuple[Any, Any]:
+    """Token-id rows padded with `pad` into (B, T) int64 `input_ids` and `attention_mask` tensors, on the right
+    (what a reward head reads with its attention mask) or, with `left`, on the left (the next token
+    after every row at position T - 1).
+
+    >>> ids, mask = pad_rows([[5, 6], [7]], 0, left=True)
+    >>> ids.tolist(), mask.tolist()
+    ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
+    """
+    import torch
+
+    lengths = np.array([len(r) for r in rows])
+    width = int(lengths.max())
+    cols = np.arange(width)
+    mask = cols >= width - lengths[:, None] if left else cols < lengths[:, None]  # (B, T): True on the tokens
+    ids = np.full(mask.shape, pad, dtype=np.int64)
+    ids[mask] = np.fromiter((t for r in rows for t in r), dtype=np.int64, count=int(lengths.sum()))  # row by row
+    return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
+
+
 class Batches:
     """Work in batches of a fixed size, or of an `auto` one: start at `AUTO_START`, halve at each out-of-memory
     (what accelerate's `find_executable_batch_size` counts as one), keep the size that fits for later calls.
@@ -241,13 +261,7 @@ class HFRewardModel(LengthBatched):
         return ids
 
     def _forward(self, rows: list[list[int]]) -> np.ndarray:
-        torch = self._torch
-        width = max(len(r) for r in rows)
-        batch = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)  # (B, T), right padded
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for row, r in enumerate(rows):
-            batch[row, : len(r)] = torch.tensor(r)
-            mask[row, : len(r)] = 1
+        batch, mask = pad_rows(rows, self.tokenizer.pad_token_id)  # (B, T), right padded
         logits = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device)).logits
         return logits[:, 0].float().cpu().numpy()  # (B,)
 

@@ -42,7 +42,7 @@ from ..core.blocks import JudgeConfig, RewardModelConfig
 from ..core.chat import prompt_text
 from ..core.errors import ItemError, UserError, first_line
 from ..core.hf import check_vocab, load_tokenizer, load_weights, max_positions, quiet, torch_dtype
-from .reward_hf import Batches, LengthBatched
+from .reward_hf import Batches, LengthBatched, pad_rows
 from .reward_http import HTTPRewardModel, expand_headers, gather_or_cancel
 
 TOP_LOGPROBS = 20  # the most OpenAI's API returns; vLLM's server allows as many (its --max-logprobs, default 20)
@@ -170,12 +170,7 @@ class JudgeRewardModel(LengthBatched):
 
     def _forward(self, rows: list[list[int]]) -> np.ndarray:
         torch = self._torch
-        width = max(len(r) for r in rows)
-        batch = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)  # (B, T), left padded
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for row, r in enumerate(rows):
-            batch[row, width - len(r):] = torch.tensor(r)
-            mask[row, width - len(r):] = 1
+        batch, mask = pad_rows(rows, self.tokenizer.pad_token_id, left=True)  # (B, T), left padded
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T): real tokens count from 0 whatever the padding
         logits = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device),
                             position_ids=pos.to(self.device)).logits[:, -1, :]  # (B, V): the next token

@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..backends.reward_hf import pad_rows
 from ..core.chat import format_conversation, format_prompt
 
 Progress = Callable[[int], None]
@@ -43,17 +44,6 @@ def encode(tok: Any, prompts: Sequence[str], responses: Sequence[str]) -> tuple[
         ids.append(full)
         starts.append(len(head))
     return ids, starts
-
-
-def _pad(rows: list[list[int]], pad: int):
-    """Right-pad token rows into (B, T) ids and attention mask tensors."""
-    import torch
-
-    lengths = np.array([len(r) for r in rows])
-    mask = np.arange(lengths.max()) < lengths[:, None]  # (B, T): True on each row's tokens
-    ids = np.full(mask.shape, pad, dtype=np.int64)
-    ids[mask] = np.fromiter((t for r in rows for t in r), dtype=np.int64, count=int(lengths.sum()))
-    return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
 def _optimizer(model: Any, s: FitSettings, total_steps: int):
@@ -99,7 +89,7 @@ def fit_policy(
     model.train()
     losses: list[float] = []
     for step, idx in enumerate(_batches(len(ids), s.batch_size, s.epochs, rng)):
-        batch, mask = _pad([ids[i] for i in idx], tok.pad_token_id)  # (B, T)
+        batch, mask = pad_rows([ids[i] for i in idx], tok.pad_token_id)  # (B, T)
         labels = batch.clone()
         for row, i in enumerate(idx):
             labels[row, : starts[i]] = -100  # no loss on the prompt: the policy learns to answer
@@ -125,7 +115,7 @@ def reward_scores(model: Any, ids: list[list[int]], pad: int, batch_size: int = 
     out = []
     with torch.inference_mode():
         for start in range(0, len(ids), batch_size):
-            batch, mask = _pad(ids[start : start + batch_size], pad)
+            batch, mask = pad_rows(ids[start : start + batch_size], pad)
             out.append(model(input_ids=batch, attention_mask=mask).logits[:, 0].double().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -160,7 +150,7 @@ def fit_reward_model(
     model.train()
     for idx in _batches(n, s.batch_size, s.epochs, rng):
         # Chosen and rejected in one forward pass: rows [0, B) chosen, [B, 2B) rejected.
-        batch, mask = _pad([ids_c[i] for i in idx] + [ids_r[i] for i in idx], tok.pad_token_id)
+        batch, mask = pad_rows([ids_c[i] for i in idx] + [ids_r[i] for i in idx], tok.pad_token_id)
         r = model(input_ids=batch, attention_mask=mask).logits[:, 0]  # (2B,)
         loss = -F.logsigmoid(r[: len(idx)] - r[len(idx) :]).mean()
         opt.zero_grad(set_to_none=True)
