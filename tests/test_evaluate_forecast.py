@@ -68,13 +68,18 @@ def _lookahead(z, gn, steps: int, eta: float) -> float:
 
 
 def _per_prompt(r_all: np.ndarray, gold: np.ndarray, *, group: bool = False, steps: int = 60,
-                eta: float = 0.05) -> dict[str, np.ndarray]:
-    """Every forecast per prompt: the RM normalized over all its prompts, the first m = len(gold) used."""
+                eta: float = 0.05, scale_free: bool = True) -> dict[str, np.ndarray]:
+    """Every forecast per prompt: the RM normalized over all its prompts, the first m = len(gold) used.
+
+    `scale_free` (the default trainer, AdamW with clipping): z divided by the root of its mean within-prompt
+    variance over all prompts."""
     m = len(gold)
     if group:
         z = (r_all - r_all.mean(axis=1, keepdims=True)) / r_all.std(axis=1, ddof=1, keepdims=True)
     else:
         z = _norm(r_all)
+    if scale_free:
+        z = z / math.sqrt(sum(_cov(row, row) for row in z) / len(z))
     z, gn, r = z[:m], _norm(gold), r_all[:m]
     return {"gold_rate": np.array([_cov(z[i], gn[i]) for i in range(m)]),
             "lookahead": np.array([_lookahead(z[i], gn[i], steps, eta) for i in range(m)]),
@@ -163,7 +168,8 @@ def test_ground_truth_card_has_the_best_possible_lift(evaluated):
     cards = {c["name"]: c for c in report["reward_models"]}
     gn = _norm(_grid(frame, "gold"))
     gold_fc = cards["gold"]["forecast"]
-    assert gold_fc["gold_rate"]["value"] == pytest.approx(np.var(gn, axis=1, ddof=1).mean(), abs=1e-9)
+    # default trainer (scale-free): the mean within-prompt variance over its own root
+    assert gold_fc["gold_rate"]["value"] == pytest.approx(np.sqrt(np.var(gn, axis=1, ddof=1).mean()), abs=1e-9)
     best_lift = (gn.max(axis=1) - gn.mean(axis=1)).mean()
     assert gold_fc["best_of_k_gold_lift"]["value"] == pytest.approx(best_lift, abs=1e-9)
     # A monotone transform of the ground truth picks the same top samples; no RM can pick better ones.
@@ -225,10 +231,14 @@ def _evaluate(tiny, tmp_path, name: str, **changes) -> tuple[dict, dict[str, np.
     return report, {rm: t.onpolicy for rm, t in data.rewards.items()}
 
 
+SGD = {"optimizer": "sgd", "max_grad_norm": 0.0}  # plain SGD: the step follows the reward's scale
+
+
 def test_grpo_group_scaling_changes_the_forecast_and_batch_scaling_does_not(tiny, tmp_path):
-    rloo, raw = _evaluate(tiny, tmp_path, "rloo")
-    group, raw_group = _evaluate(tiny, tmp_path, "group", forecast={"algorithm": "grpo"})
-    batch, _ = _evaluate(tiny, tmp_path, "batch", forecast={"algorithm": "grpo", "grpo_scale_rewards": "batch"})
+    rloo, raw = _evaluate(tiny, tmp_path, "rloo", forecast={"trainer": SGD})
+    group, raw_group = _evaluate(tiny, tmp_path, "group", forecast={"algorithm": "grpo", "trainer": SGD})
+    batch, _ = _evaluate(tiny, tmp_path, "batch", forecast={"algorithm": "grpo", "grpo_scale_rewards": "batch",
+                                                             "trainer": SGD})
     assert all(np.array_equal(raw[n], raw_group[n]) for n in raw)  # the same cached samples in every run
     fc = {name: {c["name"]: c["forecast"] for c in rep["reward_models"]} for name, rep in
           [("rloo", rloo), ("group", group), ("batch", batch)]}
@@ -238,7 +248,7 @@ def test_grpo_group_scaling_changes_the_forecast_and_batch_scaling_does_not(tiny
     # Each recomputed from the raw rewards: the global z-score (RLOO) or the per-prompt one (GRPO group).
     for name, flag in [("rloo", False), ("group", True)]:
         for rm in ("scaled_gold", "gold_cubed", "gold"):
-            mine = _per_prompt(raw[rm], raw["gold"], group=flag)
+            mine = _per_prompt(raw[rm], raw["gold"], group=flag, scale_free=False)
             for f, values in mine.items():
                 assert fc[name][rm][f]["value"] == pytest.approx(values.mean(), abs=1e-9), (name, rm, f)
     # The flattening is real: on the even prompts scaled_gold is 1000x flatter than the ground truth.

@@ -92,6 +92,8 @@ def _expected(frame: pd.DataFrame, name: str, gold: str | None, group: bool) -> 
     rows = _rows(frame, name)
     g_rows = _rows(frame, gold) if gold else []
     signal = [_standardized(r) for r in rows] if group else _normalized(rows)
+    rms = math.sqrt(sum(_cov(s, s) for s in signal) / len(signal))  # the default trainer's step is scale-free
+    signal = [[x / rms for x in s] for s in signal] if rms > 0 else signal
     gn = _normalized(g_rows) if gold else []
     acc = [_agreement(rows[i], g_rows[i]) if i < len(g_rows) else math.nan for i in range(len(rows))]
     term = [_cov(signal[i], gn[i]) if i < len(gn) else math.nan for i in range(len(rows))]

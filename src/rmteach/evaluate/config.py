@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from ..core.blocks import DataConfig, Device, Dtype, PolicyConfig, RewardModelConfig, SamplingConfig
-from ..core.config import Strict
+from ..core.config import Strict, read_yaml
+
+
+class TrainerAssumption(Strict):
+    """The trainer the forecast assumes: the optimization settings of a `rmteach train` block (same names and
+    defaults, `tests/test_trainer_forecast.py` checks they agree); `study` fills it from its train block."""
+
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw (TRL's default) or plain sgd")
+    learning_rate: float = Field(1e-6, gt=0.0, description="peak learning rate")
+    max_grad_norm: float = Field(1.0, ge=0.0, description="gradient clipping (0 disables)")
+    kl_coef: float = Field(0.05, ge=0.0, description="KL coefficient to the initial policy")
+    steps: int = Field(20, ge=1, description="optimizer steps: the horizon of the lookahead")
+    rloo_normalize_advantages: bool = Field(False, description="RLOO: advantages divided by their batch std")
+
+    @property
+    def scale_free(self) -> bool:
+        """Whether the step's size ignores the reward's scale: AdamW, clipping, or batch-normalized advantages.
+
+        (With clipping this assumes it binds, as it does on most RLHF steps; plain SGD without it follows the
+        reward's scale, the regime of the paper's theory.)"""
+        return self.optimizer == "adamw" or self.max_grad_norm > 0 or self.rloo_normalize_advantages
+
+    def describe(self) -> str:
+        clip = f"clip {self.max_grad_norm:g}" if self.max_grad_norm > 0 else "no clipping"
+        return (f"{self.optimizer}, lr {self.learning_rate:g}, {clip}, KL {self.kl_coef:g}, {self.steps} steps"
+                + (", batch-normalized advantages" if self.rloo_normalize_advantages else ""))
+
+
+TRAINER_KEYS = tuple(TrainerAssumption.model_fields)
+ALGORITHM_KEYS = ("algorithm", "grpo_scale_rewards")
 
 
 class ForecastConfig(Strict):
@@ -30,6 +59,11 @@ class ForecastConfig(Strict):
         None, description="fnmatch patterns of the policy parameters gradient_alignment uses (default: all), "
         "e.g. ['*.h.11.*', '*.h.10.*'] for the last two GPT-2 blocks")
     gradient_batch_size: int = Field(16, ge=1, description="sequences per backward pass of gradient_alignment")
+    trainer: TrainerAssumption | None = Field(
+        None, description="the optimizer, learning rate, clipping, KL and steps of your trainer (study: its train "
+        "block); unset, the forecast assumes rmteach train's defaults and the report warns")
+    train_config: str | None = Field(
+        None, description="or a `rmteach train` YAML to take `trainer` (and algorithm, grpo_scale_rewards) from")
     max_prompts: int | None = Field(
         None, ge=2, description="score the ground truth on the first N prompts only (an expensive judge); the "
         "forecasts and on-policy accuracy use those prompts, and their CIs widen")
@@ -39,11 +73,33 @@ class ForecastConfig(Strict):
         """Whether advantages are standardized per prompt (GRPO with group scaling)."""
         return self.algorithm == "grpo" and self.grpo_scale_rewards == "group"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_train_config(cls, data: Any) -> Any:
+        """`train_config: path`: its optimization keys become `trainer`, its algorithm keys fill unset ones."""
+        if not isinstance(data, dict) or not data.get("train_config"):
+            return data
+        if data.get("trainer") is not None:
+            raise ValueError("give forecast.trainer or forecast.train_config, not both")
+        train = read_yaml(data["train_config"])
+        if not isinstance(train, dict):
+            raise ValueError(f"forecast.train_config {data['train_config']}: expected a mapping of train settings")
+        out = {**data, "trainer": {k: train[k] for k in TRAINER_KEYS if k in train}}
+        for k in ALGORITHM_KEYS:
+            if k in train and k not in data:
+                out[k] = train[k]
+        return out
+
     @model_validator(mode="after")
     def _primary_available(self) -> "ForecastConfig":
         if self.primary == "gradient_alignment" and not self.gradient:
             raise ValueError("primary: gradient_alignment needs gradient: true")
         return self
+
+    @property
+    def assumed_trainer(self) -> TrainerAssumption:
+        """The trainer the forecast follows: `trainer`, else rmteach train's defaults."""
+        return self.trainer or TrainerAssumption()
 
 
 class EvaluateConfig(Strict):

@@ -31,6 +31,26 @@ divides each prompt's advantages by that prompt's reward std, which undoes any p
 std + 1e-4, so a prompt whose normalized rewards vary by less than about 1e-4 keeps part of its scale there;
 the forecast treats it as fully standardized.)
 
+**The trainer** (`forecast.trainer`; `study` passes its train block). Everything above is plain gradient flow,
+whose speed scales with the signal: plain SGD without clipping, the regime of the paper's theorems. AdamW divides
+each parameter's step by the RMS of its recent gradients, and gradient clipping (which binds on most RLHF
+steps) divides the whole step by its norm; either way the size of the step no longer follows the reward's
+scale, only its direction does. In a network whose parameters are shared by every prompt, the gradient's scale
+is the RMS of the advantages over prompts, S = sqrt(mean over prompts of the within-prompt variance of z) (the
+paper's reward variance, for RLOO), so a scale-free step follows z / S (`proxy_signal(scale_free=True)`) and
+
+    gold_rate (AdamW or clipping) = mean over prompts of Cov_p(z, gn) / S:
+
+an RM's rate per unit of step, where plain SGD's is per unit of learning rate. Low variance spread evenly over
+prompts costs nothing (it is divided out); low variance on some prompts still costs (the paper's `gt_lowvar`:
+half its prompts are flat, and the step goes to the other half), and disagreement with the ground truth costs
+as before. Measured over the regime grid (README): AdamW cells' Spearman with gold_auc rose from 0.74-0.93
+(plain `gold_rate`) to 0.98 with the normalization; SGD cells keep the plain rate, which ranks them better.
+The KL penalty and the number of steps enter the lookahead only (the KL term's gradient is zero at the start).
+
+**Hacking risk** (`hacking_risk`): the RM's best-of-K gold lift as a share of the ground truth's own, under a
+threshold that is higher for scale-free steps (they move the policy further).
+
 All forecasts are means over prompts of per-prompt values, so their CIs and the ranking's probabilities come
 from one paired bootstrap over prompts (the same resampled prompts for every RM).
 """
@@ -120,13 +140,29 @@ def best_of_k_per_prompt(r: np.ndarray, gn: np.ndarray) -> np.ndarray:
     return (gn * top).sum(axis=1) / top.sum(axis=1) - gn.mean(axis=1)
 
 
-def proxy_signal(r: np.ndarray, *, group: bool) -> np.ndarray:
-    """What the trainer's advantages follow: r normalized over all samples, or standardized per prompt (GRPO group).
+def within_rms(z: np.ndarray) -> float:
+    """sqrt of the mean over prompts of the within-prompt variance (ddof=1): the scale of the advantages.
+
+    >>> within_rms(np.array([[0.0, 2.0], [1.0, 1.0]]))
+    1.0
+    """
+    return float(np.sqrt(np.mean(np.var(np.asarray(z, dtype=np.float64), axis=1, ddof=1))))
+
+
+def proxy_signal(r: np.ndarray, *, group: bool, scale_free: bool = False) -> np.ndarray:
+    """What the trainer's step follows: r normalized over all samples, or standardized per prompt (GRPO group);
+    with a scale-free step (AdamW, clipping), divided by its within-prompt RMS (`within_rms`).
 
     >>> proxy_signal(np.array([[1.0, 3.0], [5.0, 7.0]]), group=True).round(3).tolist()
     [[-0.707, 0.707], [-0.707, 0.707]]
+    >>> within_rms(proxy_signal(np.array([[1.0, 3.0], [5.0, 9.0]]), group=False, scale_free=True))
+    1.0
     """
-    return standardize_per_prompt(r) if group else normalize(r)
+    z = standardize_per_prompt(r) if group else normalize(r)
+    if scale_free:
+        s = within_rms(z)
+        z = z / s if s > 0 else z
+    return z
 
 
 def per_prompt_forecasts(
@@ -149,7 +185,7 @@ def per_prompt_forecasts(
     }
 
 
-def gold_rate_terms(r: np.ndarray, gold: np.ndarray, *, group: bool) -> np.ndarray:
+def gold_rate_terms(r: np.ndarray, gold: np.ndarray, *, group: bool, scale_free: bool = False) -> np.ndarray:
     """One RM's per-prompt `gold_rate` on the first m = len(gold) prompts: (n, K), (m, K) -> (m,).
 
     The terms whose mean over prompts is the report's `gold_rate` value (z as `forecast_report` builds it).
@@ -157,7 +193,7 @@ def gold_rate_terms(r: np.ndarray, gold: np.ndarray, *, group: bool) -> np.ndarr
     >>> gold_rate_terms(np.array([[1.0, 3.0], [5.0, 7.0]]), np.array([[0.0, 1.0]]), group=True).round(3).tolist()
     [1.0]
     """
-    z = proxy_signal(np.asarray(r, dtype=np.float64), group=group)[: len(gold)]  # normalized over all n prompts
+    z = proxy_signal(np.asarray(r, dtype=np.float64), group=group, scale_free=scale_free)[: len(gold)]
     return gold_rate_per_prompt(z, normalize(gold))
 
 
@@ -224,9 +260,30 @@ def check_shapes(r: np.ndarray, g: np.ndarray, names: Sequence[str]) -> None:
         raise ValueError(f"{'/'.join(names)}: expected rewards of the same shape (n, K>=2), got {r.shape}, {g.shape}")
 
 
+def hacking_risk(r: np.ndarray, gn: np.ndarray, gold_lift: float, *, scale_free: bool) -> dict[str, Any]:
+    """Whether training on this RM risks ending below the policy's start on the ground truth.
+
+    The RM's best-of-K gold lift as a share of the ground truth's own (how much of the best response the RM
+    finds among the K samples: at 1 it finds it, at 0 its choice is no better than chance, below 0 worse) under
+    a threshold. RL pushes the policy toward what the RM ranks first, and further than K samples reach
+    (Gao et al., 2023); a scale-free step (AdamW, clipping) moves further at the same learning rate, so its
+    threshold is higher. Thresholds chosen on toy world 0's regime-grid cells and checked on world 1's
+    (README, "Hacking risk"; `scripts/regime_grid.py`).
+    """
+    threshold = HACK_SHARE_SCALE_FREE if scale_free else HACK_SHARE_SGD
+    share = float(best_of_k_per_prompt(r, gn).mean() / gold_lift) if gold_lift > 0 else None
+    return {"best_of_k_share": share, "threshold": threshold,
+            "flag": bool(share is not None and share < threshold)}
+
+
+HACK_SHARE_SGD = 0.25  # plain SGD (no clipping)
+HACK_SHARE_SCALE_FREE = 0.45  # AdamW or clipping
+
+
 def forecast_report(
     rewards: Mapping[str, np.ndarray], gold: np.ndarray, candidates: Sequence[str], *, group: bool, steps: int,
     step_size: float, primary: str, n_resamples: int, seed: int, gradient: Mapping[str, float] | None = None,
+    scale_free: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Every RM's forecast block and the ranking of the candidates, from raw rewards.
 
@@ -236,6 +293,7 @@ def forecast_report(
             `forecast.max_prompts`); forecasts use those m prompts.
         candidates: the RMs the ranking orders (not the ground truth).
         group, steps, step_size: see `per_prompt_forecasts`.
+        scale_free: whether the trainer's step ignores the reward's scale (`TrainerAssumption.scale_free`).
         primary: the forecast the ranking uses; `gradient_alignment` takes its values from `gradient`.
         n_resamples, seed: the paired bootstrap over prompts.
         gradient: `{rm name: gradient_alignment}` when it was computed.
@@ -248,12 +306,14 @@ def forecast_report(
     idx = bootstrap_indices(m, n_resamples, seed)  # (B, m): the same resampled prompts for every RM
     gn = normalize(gold)  # (m, K)
     blocks, per = {}, {}
+    gold_lift = float(best_of_k_per_prompt(gold, gn).mean())
     for name, r in rewards.items():
         r = np.asarray(r, dtype=np.float64)
         check_shapes(r[:m], gold, [name, "ground truth"])
-        z = proxy_signal(r, group=group)[:m]  # normalized over all the RM's samples, as the trainer does
+        z = proxy_signal(r, group=group, scale_free=scale_free)[:m]  # over all the RM's samples, as the trainer
         per[name] = per_prompt_forecasts(z, gn, r[:m], steps=steps, step_size=step_size)
         blocks[name] = {**summarize(per[name], idx),
+                        "hacking_risk": hacking_risk(r[:m], gn, gold_lift, scale_free=scale_free),
                         "gradient_alignment": {"value": float(gradient[name])} if gradient and name in gradient
                         else None}
     if primary == "gradient_alignment":

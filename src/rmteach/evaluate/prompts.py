@@ -23,13 +23,14 @@ COLUMNS = ("prompt_id", "reward_model", "is_ground_truth", "variance", "zero_std
            "onpolicy_accuracy", "forecast_term")
 
 
-def prompts_frame(data: EvalData, gold_name: str | None, *, group: bool) -> pd.DataFrame:
+def prompts_frame(data: EvalData, gold_name: str | None, *, group: bool, scale_free: bool = False) -> pd.DataFrame:
     """One row per (prompt, RM), RMs in scoring order (ground truth last), prompts in file order.
 
     Arguments:
         data: the measured rewards.
         gold_name: the ground truth's name, or None without one.
         group: whether the forecast standardizes per prompt (`forecast.group`), as `gold_rate` does.
+        scale_free: whether the assumed trainer's step is scale-free (`TrainerAssumption.scale_free`).
 
     Returns:
         A frame with `COLUMNS`: `variance` (ddof=1, of the rewards normalized over all the RM's samples, as the
@@ -49,7 +50,7 @@ def prompts_frame(data: EvalData, gold_name: str | None, *, group: bool) -> pd.D
         if gold is not None:
             m = min(n, len(gold))
             accuracy[:m] = metrics.pairwise_sign_agreement(r[:m], gold[:m])
-            term[:m] = gold_rate_terms(r, gold, group=group)[:m]
+            term[:m] = gold_rate_terms(r, gold, group=group, scale_free=scale_free)[:m]
         frames.append(pd.DataFrame({
             "prompt_id": np.array([p.id for p in data.prompts[:n]], dtype=str),
             "reward_model": name,

@@ -87,11 +87,12 @@ def build_report(cfg: EvaluateConfig, data: EvalData) -> dict[str, Any]:
             {name: t.onpolicy for name, t in data.rewards.items()}, gold.onpolicy,
             [rm.name for rm in cfg.reward_models], group=fc.group, steps=fc.lookahead_steps,
             step_size=fc.lookahead_step_size, primary=fc.primary, n_resamples=cfg.bootstrap_samples,
-            seed=cfg.sampling.seed, gradient=grad)
+            seed=cfg.sampling.seed, gradient=grad, scale_free=fc.assumed_trainer.scale_free)
         for card in rms:
             card["forecast"] = blocks[card["name"]]
         ranking["sentence"] = forecast_sentence(ranking, fc.primary, cfg.policy.display_name)
         forecast = {"available": True, "primary": fc.primary, "num_prompts": len(gold.onpolicy),
+                    **trainer_block(fc),
                     "advantage": "per-prompt standardized (GRPO group scaling)" if fc.group
                     else "normalized over all samples",
                     "gradient_parameters": None if not data.gradient else data.gradient["parameters"],
@@ -109,6 +110,18 @@ def build_report(cfg: EvaluateConfig, data: EvalData) -> dict[str, Any]:
         "ranking": ranking,
         "config": to_plain(cfg),
     }
+
+
+def trainer_block(fc: Any) -> dict[str, Any]:
+    """report.json's statement of the trainer the forecast assumes, with a warning when the config gave none."""
+    t = fc.assumed_trainer
+    given = fc.trainer is not None
+    return {"trainer": {**to_plain(t), "algorithm": fc.algorithm, "grpo_scale_rewards": fc.grpo_scale_rewards,
+                        "given": given, "description": f"{fc.algorithm}, {t.describe()}"},
+            "trainer_warning": None if given else (
+                "no trainer given: the forecast assumes rmteach train's defaults (" + t.describe() + "); set "
+                "forecast.trainer (optimizer, learning_rate, max_grad_norm, kl_coef, steps) or forecast.train_config "
+                "to the trainer you will use")}
 
 
 def _no_forecast() -> dict[str, Any]:
@@ -188,7 +201,7 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     primary = (report.get("ranking") or {}).get("primary")
     header = ["reward model"]
     if primary:
-        header += [f"forecast: {primary}", "95% CI", "P(above next)", "best-of-K lift"]
+        header += [f"forecast: {primary}", "95% CI", "P(above next)", "best-of-K lift", "hacking risk"]
     header += ["variance (mean)", "95% CI", "frac var<0.01", "on-policy acc", "off-policy acc",
                "off-policy acc vs gold"]
     cards = {rm["name"]: rm for rm in report["reward_models"]}
@@ -202,11 +215,28 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             f = rm["forecast"][primary] or {"value": None}
             ci = f.get("ci95")
             row += [_fmt(f["value"]), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "-", _fmt(p_next.get(name), 2),
-                    _fmt(rm["forecast"]["best_of_k_gold_lift"]["value"])]
+                    _fmt(rm["forecast"]["best_of_k_gold_lift"]["value"]), _hack(rm["forecast"].get("hacking_risk"))]
         row += [_fmt(v["mean"]), f"[{_fmt(v['ci95'][0])}, {_fmt(v['ci95'][1])}]", _fmt(v["frac_below_0.01"], 2),
                 _fmt(rm["onpolicy_accuracy"]), _fmt(rm["offpolicy_accuracy"]), _fmt(rm["offpolicy_accuracy_vs_gold"])]
         rows.append(row)
     return header, rows
+
+
+def _hack(risk: dict[str, Any] | None) -> str:
+    """The summary's hacking-risk cell: "yes" with the RM's best-of-K share of the ground truth's, else "-"."""
+    if not risk or risk.get("best_of_k_share") is None:
+        return "-"
+    return f"yes ({risk['best_of_k_share']:.2f})" if risk["flag"] else "-"
+
+
+def trainer_line(report: dict[str, Any]) -> str | None:
+    """The summary's line on the trainer the forecast assumes (a warning when none was given), or None."""
+    fc = report.get("forecast") or {}
+    if not fc.get("available") or "trainer" not in fc:
+        return None
+    if fc.get("trainer_warning"):
+        return "Warning: " + fc["trainer_warning"] + "."
+    return f"The forecast assumes this trainer: {fc['trainer']['description']}."
 
 
 def verdict(report: dict[str, Any]) -> str:
@@ -229,6 +259,7 @@ def summary_markdown(report: dict[str, Any]) -> str:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["", trainer_line(report)] if trainer_line(report) else []
     header, rows = concentration_rows(report, row_order(report))
     lines += ["", "Where the signal sits: the share of each RM's reward variance (summed over prompts) held by its "
               "highest-variance prompts; per-prompt values in `prompts.parquet`.", "",
@@ -256,6 +287,8 @@ def print_summary(report: dict[str, Any]) -> None:
         where.add_row(*r)
     out = result_console()
     out.print(table)
+    if trainer_line(report):
+        out.print(trainer_line(report), highlight=False)
     out.print(where)
     out.print(verdict(report), highlight=False)
 

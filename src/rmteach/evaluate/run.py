@@ -216,7 +216,9 @@ def _gradient_alignment(cfg: EvaluateConfig, data: EvalData, device: str, gold_n
     m = len(gold)
     model, tok = load_policy_for_gradients(cfg.policy.path, device=device, dtype=cfg.dtype,
                                            trust_remote_code=cfg.policy.trust_remote_code)
-    proxies = {name: proxy_signal(t.onpolicy, group=cfg.forecast.group)[:m] for name, t in data.rewards.items()}
+    scale_free = cfg.forecast.assumed_trainer.scale_free
+    proxies = {name: proxy_signal(t.onpolicy, group=cfg.forecast.group, scale_free=scale_free)[:m]
+               for name, t in data.rewards.items()}
     try:
         with progress_bar("gradient alignment", m * len(gold[0]) * (len(proxies) + 1)) as advance:
             return gradient_alignment(model, tok, [p.input for p in data.prompts[:m]], data.responses[:m], gold,
@@ -246,7 +248,8 @@ def run_evaluate(cfg: EvaluateConfig, out: str | Path, *, overwrite: bool = Fals
         return {}
     with outdir.staged(out, "evaluate") as stage:  # a whole output replaces `out`, or `out` stays as it was
         gold_name = cfg.ground_truth.name if cfg.ground_truth else None
-        write_outputs(stage, report, data, prompts_frame(data, gold_name, group=cfg.forecast.group))
+        write_outputs(stage, report, data, prompts_frame(data, gold_name, group=cfg.forecast.group,
+                                                              scale_free=cfg.forecast.assumed_trainer.scale_free))
         io.write_json(stage / "timing.json", timing)  # wall times stay out of report.json (reruns are byte-identical)
     print_summary(report)
     console().print(f"wrote {out / 'report.json'}")

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..core.blocks import PolicyConfig, RewardModelConfig
 from ..core.config import format_error, to_plain
-from ..evaluate.config import EvaluateConfig
+from ..evaluate.config import TRAINER_KEYS, EvaluateConfig
 from ..train.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -90,36 +90,38 @@ def expand(cfg: "StudyConfig", out: Path) -> Grid:
                if (rm.policies is None or name in rm.policies) and (keep_r is None or rm.name in keep_r)]
         if not rms:
             continue  # no candidate RM for this policy: nothing to compare
-        spec = EvaluateSpec(name, _check("evaluate", EvaluateConfig, evaluate_dict(
-            with_trainer_forecast(cfg.evaluate, cfg.train), policy=policy, reward_models=[rm.plain() for rm in rms], ground_truth=cfg.ground_truth,
-            prompts=cfg.prompts, preferences=cfg.preferences)))
-        evaluations.append(spec)
-        report = str(spec.folder(out) / "report.json")
+        report = str(out / "evaluate" / name / "report.json")  # `EvaluateSpec.folder`
         teachers = [(rm.plain(), False) for rm in rms]
         if cfg.train_on_ground_truth:
             teachers.append((cfg.ground_truth, True))
-        for rm, is_gt in teachers:
+        for rm, is_gt in teachers:  # the train block first: the evaluate block's forecast copies its settings
             for seed in cfg.seeds:
                 tcfg = _check("train", TrainConfig, train_dict(
                     cfg.train, policy=policy, reward_model=rm, ground_truth=cfg.ground_truth, prompts=cfg.prompts,
                     seed=seed, report=report))
                 runs.append(RunSpec(name, rm.name, seed, is_gt, tcfg))
+        evaluations.append(EvaluateSpec(name, _check("evaluate", EvaluateConfig, evaluate_dict(
+            with_trainer_forecast(cfg.evaluate, cfg.train), policy=policy, reward_models=[rm.plain() for rm in rms],
+            ground_truth=cfg.ground_truth, prompts=cfg.prompts, preferences=cfg.preferences))))
     return Grid(evaluations, runs)
 
 
 def with_trainer_forecast(evaluate_block: dict[str, Any], train_block: dict[str, Any]) -> dict[str, Any]:
-    """The evaluate block with `forecast.algorithm` (and GRPO's scaling) taken from the train block when unset.
+    """The evaluate block with the forecast's trainer taken from the train block where the block leaves it unset.
 
-    The forecast must follow the advantage the study's trainer computes.
+    The forecast must follow the study's trainer: its advantage (`algorithm`, GRPO's scaling) and its
+    optimization (`forecast.trainer`: optimizer, learning rate, clipping, KL, steps), train defaults included.
 
-    >>> with_trainer_forecast({}, {"algorithm": "grpo"})
-    {'forecast': {'algorithm': 'grpo', 'grpo_scale_rewards': 'group'}}
+    >>> with_trainer_forecast({}, {"algorithm": "grpo", "optimizer": "sgd"})["forecast"]["trainer"]["optimizer"]
+    'sgd'
     """
     forecast = dict(evaluate_block.get("forecast") or {})
     if "algorithm" not in forecast:
         forecast["algorithm"] = train_block.get("algorithm", TrainConfig.model_fields["algorithm"].default)
         forecast.setdefault("grpo_scale_rewards", train_block.get(
             "grpo_scale_rewards", TrainConfig.model_fields["grpo_scale_rewards"].default))
+    if forecast.get("trainer") is None and not forecast.get("train_config"):
+        forecast["trainer"] = {k: train_block.get(k, TrainConfig.model_fields[k].default) for k in TRAINER_KEYS}
     return {**evaluate_block, "forecast": forecast}
 
 
