@@ -30,6 +30,7 @@ _EXPORTS = {
     "StudyConfig": "study.config",
     "run_study": "study.run",
     "run_demo": "demo",
+    "run_curate": "curate.run",
     "PairsConfig": "rm.config",
     "RMTrainConfig": "rm.config",
     "run_pairs": "rm.pairs",

@@ -105,6 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", default="all", help="variance | accuracy | policies | all (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random problem instances (default 0)")
 
+    p = sub.add_parser(
+        "curate", help="a training prompt set of the prompts where an RM can teach, from an evaluate's output",
+        description="From an evaluate's per-prompt table (prompts.parquet), keep per RM the prompts with the highest "
+        "reward variance (--rule variance) or forecast term (--rule forecast, needs a ground truth), or drop its dead "
+        "groups (--rule zero_std); write OUT/<rm>/prompts.jsonl (the source's rows, ids and columns), curation.json "
+        "and summary.md.",
+    )
+    p.add_argument("--evaluate", required=True, help="the --out folder of an rmteach evaluate run")
+    p.add_argument("--rule", required=True, help="variance | zero_std | forecast: how to pick prompts")
+    p.add_argument("--keep", default=None, help="variance/forecast: a fraction of the eligible prompts (with a point: "
+                   "0.25, 1.0) or a count (a whole number: 100); not with zero_std")
+    p.add_argument("--rm", nargs="+", action="extend", metavar="NAME",
+                   help="the RMs to curate for (default: every candidate RM of the evaluate)")
+    p.add_argument("--seed", type=int, default=0, help="orders prompts of equal score (default 0)")
+    p.add_argument("--out", "-o", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a different curate output in --out (only what curate wrote)")
+
     from .rm.cli import add_parsers as add_rm_parsers  # argparse only: the rm package loads models lazily
 
     add_rm_parsers(sub)
@@ -169,6 +187,11 @@ def _run(args: argparse.Namespace) -> int:
             checks = [(pre + k, ok) for pre, part in parts for k, ok in part.get("checks", {}).items()]
             print(f"{name}: " + ", ".join(f"{k}={'yes' if ok else 'NO'}" for k, ok in checks))
         print(f"wrote {Path(args.out) / 'theory.html'}")
+    elif args.command == "curate":
+        from .curate.run import run_curate
+
+        run_curate(args.evaluate, args.out, rule=args.rule, keep=args.keep, rms=args.rm, seed=args.seed,
+                   overwrite=args.overwrite)
     elif args.command == "rm":
         from .rm.cli import run as run_rm
 

@@ -40,6 +40,9 @@ OWNED: dict[str, tuple[str, ...]] = {
               "logs", "submitit", "study.yaml", "demo.json"),
     "toy build": ("build.json", "manifest.json", "evaluate.yaml", "evaluate_*.yaml", "data", "policies", "on_policy",
                   "reward_models"),
+    # curate's folders are named by the RMs: any name a safe RM name can be; `curate.output.check_own` then
+    # refuses what its curation.json does not name
+    "curate": ("curation.json", "summary.md", "[A-Za-z0-9]*"),
 }
 LEGACY = {  # an output written before manifests is recognized by its marker file and that file's schema
     "evaluate": ("report.json", "rmteach.evaluate/"), "rm pairs": ("summary.json", "rmteach.rm.pairs/"),

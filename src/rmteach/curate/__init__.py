@@ -1,0 +1,1 @@
+"""`rmteach curate`: `select` (pure: which prompts a rule keeps), `run` (the command), `output` (its files)."""
