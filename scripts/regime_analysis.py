@@ -147,7 +147,7 @@ def acceptance(cells: dict[str, Any], primary: str = "gr_auto") -> pd.DataFrame:
         f = sp.get(primary, float("nan"))
         ok = (f >= 0.9 or (rel is not None and rel < 0.95 and f >= rel - 0.05)) and f >= rival - 0.05
         rows[k] = {"forecast (trainer)": f, "gold_rate (SGD form)": sp.get("gold_rate"),
-                   "lookahead": sp.get("lookahead"), "best-of-K": sp.get("best_of_k_gold_lift"),
+                   "lookahead": sp.get("la_card"), "best-of-K": sp.get("best_of_k_gold_lift"),
                    "on-policy acc": sp.get("onpolicy_accuracy"), "variance": sp.get("reward_variance"),
                    "reliability": rel, "ok": ok}
     return pd.DataFrame(rows).T

@@ -177,3 +177,14 @@ def _la_trainer(c):
 
 for _c in (1, 3, 10, 30, 100, 300):
     CANDIDATES[f"lat_{_c}"] = _la_trainer(_c)
+
+
+def la_card(r, g, train, horizon):
+    """The report card's `lookahead` as the current code computes it (defaults T = 60, step 0.05, the trainer's
+    signal)."""
+    from rmteach.evaluate.forecast import lookahead_per_prompt
+    z = proxy_signal(r, group=train.get("algorithm") == "grpo", scale_free=adaptive(train))
+    return float(lookahead_per_prompt(z, normalize(g), 60, 0.05).mean())
+
+
+CANDIDATES["la_card"] = la_card
