@@ -15,7 +15,7 @@ from helpers import run_cli, write_eval_config
 from rmteach.core.blocks import DataConfig
 from rmteach.core.data import load_prompts
 from rmteach.core.errors import UserError
-from rmteach.curate.select import keep_count, kept_rows, parse_keep, select, summarize
+from rmteach.core.selection import keep_count, kept_rows, parse_keep, select, summarize
 
 WORDS = [f"w{i}" for i in range(12)]
 N = 10  # prompts of the end-to-end source

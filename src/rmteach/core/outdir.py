@@ -37,7 +37,7 @@ OWNED: dict[str, tuple[str, ...]] = {
     "train": ("run.json", "metrics.jsonl", "final", "tensorboard", "README.md", "checkpoint-*", "done.json"),
     "rm train": ("run.json", "metrics.jsonl", "model", "data", "tensorboard", "README.md", "checkpoint-*"),
     "study": ("config.json", "study.json", "timing.json", "report.html", "summary.md", "plots", "evaluate", "runs",
-              "logs", "submitit", "study.yaml", "demo.json"),
+              "curation", "logs", "submitit", "study.yaml", "demo.json"),
     "toy build": ("build.json", "manifest.json", "evaluate.yaml", "evaluate_*.yaml", "data", "policies", "on_policy",
                   "reward_models"),
     # curate's folders are named by the RMs: any name a safe RM name can be; `curate.output.check_own` then
@@ -163,7 +163,9 @@ def claim(out: Path, command: str) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     found = owner(out) if (out / OWNERSHIP).is_file() else None
-    if found is None or found[0] != command:  # a manifest alone in a folder (a run killed at once) is replaced
+    # a manifest alone in a folder (a run killed at once) is replaced; an older version's names are brought up
+    # to date, so that names this version writes (a study's `curation`) are its own to `--overwrite`
+    if found is None or found[0] != command or set(found[1]) != set(OWNED[command]):
         io.write_json(out / OWNERSHIP, {"schema": SCHEMA, "command": command, "names": list(OWNED[command])})
 
 

@@ -2,7 +2,7 @@
 
 1. check the options; 2. claim `--out` (`core.io.claim_out_dir`, and `curate.output.check_own`); 3. read the
 evaluate's report.json and prompts.parquet, and its prompt source again (the rows, with every column); 4. per RM,
-select the prompts (`curate.select`, pure) and summarize what they hold; 5. write the whole output at once
+select the prompts (`core.selection`, pure) and summarize what they hold; 5. write the whole output at once
 (`curate.output`).
 """
 
@@ -21,7 +21,7 @@ from ..core.blocks import MAX_SEED, DataConfig
 from ..core.errors import UserError, first_line
 from ..evaluate.prompts import COLUMNS
 from .output import check_own, print_table, write_outputs
-from .select import RULES, eligible, kept_rows, parse_keep, select, summarize
+from ..core.selection import RULES, eligible, kept_rows, parse_keep, select, summarize
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -168,7 +168,7 @@ def run_curate(evaluate: str | Path, out: str | Path, *, rule: str, keep: int | 
     Arguments:
         evaluate: the --out folder of an `rmteach evaluate` run (report.json, prompts.parquet).
         out: the output folder.
-        rule: "variance", "zero_std" or "forecast" (see `rmteach.curate.select`).
+        rule: "variance", "zero_std" or "forecast" (see `rmteach.core.selection`).
         keep: a count (int, or a whole number as text) or a fraction in (0, 1] (float, or text with a point) of the
             eligible prompts; None for zero_std.
         rms: the RMs to curate for (default: every candidate RM of the evaluate, not its ground truth).

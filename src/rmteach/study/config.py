@@ -51,6 +51,62 @@ class StudyPrompts(Strict):
     )
 
 
+CurationRule = Literal["none", "variance", "forecast", "zero_std"]
+
+
+class CurationConfig(Strict):
+    """Curation as a grid dimension: each (policy, RM, seed) also trains on the prompts a rule keeps for that RM.
+
+    The rules select from the policy's evaluate (its prompts.parquet, with `core.selection`), so the pool is the
+    evaluate's prompts (`prompts.evaluate`, default the train prompts); the uniform arm `none` trains on that pool,
+    every curated arm on its subset, all at the train block's steps, all measured on `prompts.eval`.
+    """
+
+    rules: list[CurationRule] = Field(
+        ["none", "variance", "forecast"], min_length=1,
+        description="'none' (the uniform arm: the whole pool, what the speed-ups are measured against), 'variance', "
+        "'forecast', 'zero_std' (see `rmteach curate`)",
+    )
+    keep: int | float | None = Field(
+        None, description="variance and forecast: a fraction of the eligible prompts in (0, 1] (0.5; rounded up) or "
+        "a count (100); zero_std keeps every prompt whose rewards are not all equal, whatever keep says")
+    seed: int = Field(0, ge=0, description="orders prompts of equal score (which tied prompts at the cut are kept)")
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_ok(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"rules must be distinct (got {v})")
+        if "none" not in v:
+            raise ValueError("needs 'none', the uniform arm every curated arm is measured against (e.g. [none, variance])")
+        return ["none"] + [r for r in v if r != "none"]  # the uniform arm first
+
+    @field_validator("keep")
+    @classmethod
+    def _keep_ok(cls, v: int | float | None) -> int | float | None:
+        from ..core.errors import UserError
+        from ..core.selection import parse_keep
+
+        if v is None:
+            return v
+        try:
+            return parse_keep(v)
+        except UserError as e:
+            raise ValueError(str(e).replace("--keep", "keep")) from None
+
+    @model_validator(mode="after")
+    def _keep_given(self) -> "CurationConfig":
+        counted = [r for r in self.rules if r in ("variance", "forecast")]
+        if counted and self.keep is None:
+            raise ValueError(f"rule '{counted[0]}' needs keep: a fraction of the eligible prompts such as 0.5, or a count")
+        return self
+
+    @property
+    def curated(self) -> list[str]:
+        """The rules other than the uniform arm."""
+        return [r for r in self.rules if r != "none"]
+
+
 class RunFilter(Strict):
     """Restrict the grid, e.g. `--set only.policies=[peaked]` to rerun part of a study."""
 
@@ -142,6 +198,9 @@ class StudyConfig(Strict):
         "local", description="local: train runs on this machine (`jobs` at once); submitit: one cluster job each"
     )
     submitit: SubmititConfig | None = Field(None, description="the cluster jobs' settings (executor submitit)")
+    curation: CurationConfig | None = Field(
+        None, description="also train each (policy, RM, seed) on curated prompt sets (default: no curation, the "
+        "uniform runs only)")
     only: RunFilter | None = None
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     evaluate: dict[str, Any] = Field(

@@ -1,7 +1,9 @@
-"""The grid of a study as plain data: `expand(cfg, out)` is the only walk over policies x RMs x seeds.
+"""The grid of a study as plain data: `expand(cfg, out)` is the only walk over policies x RMs x seeds (x rules).
 
 Pure: a `StudyConfig` and an output folder in, one `EvaluateSpec` per policy and one `RunSpec` per
-(policy, RM, seed) out, each carrying its validated `EvaluateConfig` / `TrainConfig`. Nothing is loaded
+(policy, RM, seed) out, each carrying its validated `EvaluateConfig` / `TrainConfig`. With a `curation` block,
+also one `CurationSpec` per (policy, RM, curated rule), the prompt set `study.curation_sets` writes after the
+policy's evaluate, and one `RunSpec` per (policy, RM, curated rule, seed) training on it. Nothing is loaded
 or written. A bad `evaluate` or `train` block raises `BlockError` naming the block, so the config's
 validation (which expands the grid once at load time) and the run report it the same way.
 """
@@ -9,7 +11,7 @@ validation (which expands the grid once at load time) and the run report it the 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,20 @@ class EvaluateSpec:
 
 
 @dataclass(frozen=True)
+class CurationSpec:
+    """The curated train prompt set of one (policy, RM, rule), selected from the policy's evaluate."""
+
+    policy: str
+    reward_model: str
+    is_ground_truth: bool
+    rule: str
+
+    def folder(self, out: Path) -> Path:
+        """`prompts.jsonl` (the kept rows of the pool) and `selection.json` (what was kept) go here."""
+        return out / "curation" / self.policy / self.reward_model / self.rule
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One train run of the grid."""
 
@@ -52,23 +68,30 @@ class RunSpec:
     seed: int
     is_ground_truth: bool
     config: TrainConfig  # normalized by the policy's evaluate report
+    rule: str | None = None  # the curation rule of a curated run; None for the uniform arm
+
+    @property
+    def arm(self) -> str:
+        """The run's folder under its policy: the RM's name, `<rm>+<rule>` for a curated run."""
+        return self.reward_model if self.rule is None else f"{self.reward_model}+{self.rule}"
 
     @property
     def key(self) -> str:
-        return f"{self.policy}/{self.reward_model}/seed{self.seed}"
+        return f"{self.policy}/{self.arm}/seed{self.seed}"
 
     def folder(self, out: Path) -> Path:
-        return out / "runs" / self.policy / self.reward_model / f"seed{self.seed}"
+        return out / "runs" / self.policy / self.arm / f"seed{self.seed}"
 
     def log(self, out: Path) -> Path:
         """Where a worker process writes this run's output (with `jobs > 1`)."""
-        return out / "logs" / f"{self.policy}__{self.reward_model}__seed{self.seed}.log"
+        return out / "logs" / f"{self.policy}__{self.arm}__seed{self.seed}.log"
 
 
 @dataclass(frozen=True)
 class Grid:
     evaluations: list[EvaluateSpec]
-    runs: list[RunSpec]  # policy by policy, the ground truth's runs last per policy
+    runs: list[RunSpec]  # policy by policy: uniform runs (the ground truth's last), then the curated ones
+    curations: list[CurationSpec] = field(default_factory=list)  # empty without a curation block
 
 
 def expand(cfg: "StudyConfig", out: Path) -> Grid:
@@ -78,10 +101,15 @@ def expand(cfg: "StudyConfig", out: Path) -> Grid:
     evaluation of them with the ground truth, and one train run per (RM, seed), the ground truth's own runs
     last when `train_on_ground_truth`. Each train run reads its RM's normalization from the policy's
     evaluate report, `out/evaluate/<policy>/report.json`.
+
+    With `cfg.curation`, the uniform runs train on the pool the rules select from (the evaluate's prompts,
+    `prompts.evaluate or prompts.train`), and after them come, per curated rule, RM and seed, one run whose
+    train prompts are `CurationSpec.folder(out)/prompts.jsonl` (the pool's columns kept); all else is equal.
     """
     keep_p = cfg.only.policies if cfg.only and cfg.only.policies is not None else None
     keep_r = cfg.only.reward_models if cfg.only and cfg.only.reward_models is not None else None
-    evaluations, runs = [], []
+    evaluations, runs, curations = [], [], []
+    pool = cfg.prompts.evaluate or cfg.prompts.train  # what `evaluate` measures and the rules select from
     for policy in cfg.policies:
         name = policy.display_name
         if keep_p is not None and name not in keep_p:
@@ -94,16 +122,25 @@ def expand(cfg: "StudyConfig", out: Path) -> Grid:
         teachers = [(rm.plain(), False) for rm in rms]
         if cfg.train_on_ground_truth:
             teachers.append((cfg.ground_truth, True))
-        for rm, is_gt in teachers:  # the train block first: the evaluate block's forecast copies its settings
-            for seed in cfg.seeds:
-                tcfg = _check("train", TrainConfig, train_dict(
-                    cfg.train, policy=policy, reward_model=rm, ground_truth=cfg.ground_truth, prompts=cfg.prompts,
-                    seed=seed, report=report))
-                runs.append(RunSpec(name, rm.name, seed, is_gt, tcfg))
+        arms: list[tuple[str | None, Any]] = [(None, None)]  # (rule, train prompts); None: today's uniform run
+        if cfg.curation is not None:
+            arms = [(None, pool)] + [(rule, None) for rule in cfg.curation.curated]
+        for rule, _ in arms[1:]:
+            curations += [CurationSpec(name, rm.name, is_gt, rule) for rm, is_gt in teachers]
+        for rule, train_prompts in arms:  # the train block first: the evaluate block's forecast copies its settings
+            for rm, is_gt in teachers:
+                if rule is not None:
+                    path = CurationSpec(name, rm.name, is_gt, rule).folder(out) / "prompts.jsonl"
+                    train_prompts = {"path": str(path), **({"columns": dict(pool.columns)} if pool.columns else {})}
+                for seed in cfg.seeds:
+                    tcfg = _check("train", TrainConfig, train_dict(
+                        cfg.train, policy=policy, reward_model=rm, ground_truth=cfg.ground_truth, prompts=cfg.prompts,
+                        seed=seed, report=report, train_prompts=train_prompts))
+                    runs.append(RunSpec(name, rm.name, seed, is_gt, tcfg, rule))
         evaluations.append(EvaluateSpec(name, _check("evaluate", EvaluateConfig, evaluate_dict(
             with_trainer_forecast(cfg.evaluate, cfg.train), policy=policy, reward_models=[rm.plain() for rm in rms],
             ground_truth=cfg.ground_truth, prompts=cfg.prompts, preferences=cfg.preferences))))
-    return Grid(evaluations, runs)
+    return Grid(evaluations, runs, curations)
 
 
 def with_trainer_forecast(evaluate_block: dict[str, Any], train_block: dict[str, Any]) -> dict[str, Any]:
@@ -141,18 +178,22 @@ def evaluate_dict(block: dict[str, Any], *, policy: PolicyConfig, reward_models:
 
 
 def train_dict(block: dict[str, Any], *, policy: PolicyConfig, reward_model: RewardModelConfig,
-               ground_truth: RewardModelConfig, prompts: "StudyPrompts", seed: int, report: str) -> dict[str, Any]:
+               ground_truth: RewardModelConfig, prompts: "StudyPrompts", seed: int, report: str,
+               train_prompts: Any = None) -> dict[str, Any]:
     """One run's TrainConfig as a plain dict: the `train` block plus the keys the study fills in per run.
+
+    `train_prompts` replaces `prompts.train` (a curation study's pool or curated set).
 
     The normalization is read by `rmteach train` from the policy's evaluate `report` (by RM name), so training
     uses the shift and scale measured on the initial policy's samples and does not sample it again.
     """
     d = copy.deepcopy(block)
+    train = prompts.train if train_prompts is None else train_prompts
     d.update(
         policy=to_plain(policy),
         reward_model=to_plain(reward_model),
         ground_truth=to_plain(ground_truth),
-        train_prompts=to_plain(prompts.train),
+        train_prompts=dict(train) if isinstance(train, dict) else to_plain(train),
         eval_prompts=to_plain(prompts.eval),
         seed=seed,
         normalization={"path": str(report)},

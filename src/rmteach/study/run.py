@@ -3,7 +3,8 @@
 1. For each policy, one `evaluate` with its candidate RMs and the ground truth (samples cached), into
    `OUT/evaluate/<policy>/`: reward variance, accuracies and the normalization of every RM.
 2. For each (policy, RM, seed), one `train` run into `OUT/runs/<policy>/<rm>/seed<k>/`, reusing the evaluate
-   normalization. A run is finished when its `done.json` holds its config: a re-run skips finished runs, so a
+   normalization (with a `curation` block, first the curated sets, `study.curation_sets`, and one more run per
+   curated rule into `OUT/runs/<policy>/<rm>+<rule>/seed<k>/`). A run is finished when its `done.json` holds its config: a re-run skips finished runs, so a
    killed study resumes where it stopped (an interrupted run restarts from scratch: runs are short). Runs go
    to this machine's processes or, with `executor: submitit`, to cluster jobs (`study.executors`).
 3. Outcomes per run from its eval curve, then correlations, rankings and claims (`study.outcomes`, `study.analysis`, `study.claims`).
@@ -24,7 +25,7 @@ from ..core.errors import UserError
 from ..core.progress import console, result_console
 from ..evaluate.config import EvaluateConfig
 from ..core.run_dir import read_metrics
-from . import analysis, executors, outcomes
+from . import analysis, curation_sets, executors, outcomes
 from .claims import HELD, NOT_HELD, UNDETERMINED
 from .config import StudyConfig
 from .executors import TrainFn
@@ -86,23 +87,26 @@ def _card(report: dict[str, Any], rm_name: str) -> dict[str, Any]:
 # Step 2: train
 
 
-def identities(runs: list[RunSpec], reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def identities(runs: list[RunSpec], reports: dict[str, dict[str, Any]], sets: dict | None = None
+               ) -> list[dict[str, Any]]:
     """What each run's `done.json` must hold for the run to count as finished.
 
     The run's train config plus the normalization values themselves: a re-done evaluate with other numbers
-    re-does the runs, though the report's path is unchanged.
+    re-does the runs, though the report's path is unchanged; a curated run's set by its sha256 (`sets`), likewise.
     """
     return [json.loads(json.dumps({"train": to_plain(run.config),
-                                   "normalization": _card(reports[run.policy], run.reward_model)["normalization"]}))
+                                   "normalization": _card(reports[run.policy], run.reward_model)["normalization"],
+                                   **({"curated_set": sets[(run.policy, run.reward_model, run.rule)]["sha256"]}
+                                      if run.rule is not None and sets is not None else {})}))
             for run in runs]
 
 
 def train_runs(
     cfg: StudyConfig, out: Path, runs: list[RunSpec], reports: dict[str, dict[str, Any]], train_fn: TrainFn,
-    timing: dict[str, Any],
+    timing: dict[str, Any], sets: dict | None = None,
 ) -> None:
     """Train every unfinished run: here one at a time, `cfg.jobs` at once, or as submitit jobs (`executors`)."""
-    built = list(zip(runs, identities(runs, reports)))
+    built = list(zip(runs, identities(runs, reports, sets)))
     todo = []
     for run, identity in built:
         if _same_config(run.folder(out) / "done.json", identity):
@@ -140,6 +144,7 @@ def run_record(cfg: StudyConfig, out: Path, run: RunSpec, card: dict[str, Any]) 
     return {
         "policy": run.policy,
         "reward_model": run.reward_model,
+        **({"rule": run.rule} if run.rule is not None else {}),
         "seed": run.seed,
         "is_ground_truth": run.is_ground_truth,
         "folder": folder.relative_to(out).as_posix(),
@@ -235,11 +240,14 @@ def run_study(
     timing: dict[str, Any] = {"jobs": cfg.jobs, "executor": cfg.executor, "evaluate_s": {}, "train_s": {}}
 
     reports = evaluate_policies(grid.evaluations, out, evaluate_fn, timing)  # 1.
-    train_runs(cfg, out, runs, reports, train_fn, timing)  # 2.
+    sets = curation_sets.write_sets(cfg, out, grid.curations, timing) if grid.curations else None
+    train_runs(cfg, out, runs, reports, train_fn, timing, sets)  # 2.
 
     t0 = time.perf_counter()  # 3.
     records = [run_record(cfg, out, run, _card(reports[run.policy], run.reward_model)) for run in runs]
-    study = build_study(cfg, records)
+    study = build_study(cfg, [r for r in records if "rule" not in r])  # the uniform runs: today's analysis
+    if sets is not None:
+        study = {**study, "curation": curation_sets.curation_result(cfg, records, sets)}
     timing["analysis_s"] = round(time.perf_counter() - t0, 3)
     timing["forecast_cost"] = forecast_cost(out, grid)
 

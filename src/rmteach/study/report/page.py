@@ -19,6 +19,7 @@ from ...core.metrics import CORRELATIONS
 from ..analysis import PREDICTOR_LABELS, PREDICTORS
 from ..claims import HELD, NOT_HELD
 from ..outcomes import proxy_counterpart
+from .curation import curation_figure, curation_html, curation_markdown
 from .plots import curves_figure, plotted_predictors, scatter_figure
 
 # The paper's correlation table (Pearson / Spearman, after one epoch, 6 RMs), shown beside ours.
@@ -236,6 +237,7 @@ def report_html(study: dict[str, Any], figures: dict[str, bytes], cost: dict[str
         best = study["rankings"]["best"].get(policy)
         b.append(f"<h3>{html.escape(policy)}: best teacher {html.escape(str(best))}</h3>")
         b.append(html_table(*ranking_rows(study, policy)))
+    b += curation_html(study, figures)
     b.append("<h2>Definitions</h2><ul>")
     b += [f"<li><code>{html.escape(o)}</code>: {html.escape(describe_outcome(o))}</li>" for o in study["outcomes"]]
     b.append("</ul>")
@@ -269,6 +271,7 @@ def summary_markdown(study: dict[str, Any]) -> str:
     lines += ["", "## Rankings", ""]
     for policy in study["policies"]:
         lines += [f"### {policy}", ""] + _md_table(*ranking_rows(study, policy)) + [""]
+    lines += curation_markdown(study)
     return "\n".join(lines) + "\n"
 
 
@@ -283,6 +286,8 @@ def write_report(out: Path, study: dict[str, Any], cost: dict[str, Any] | None =
     """
     figures = {f"curves_{p}": fig_to_png(curves_figure(study, p)) for p in study["policies"]}
     figures.update({f"scatter_{p}": fig_to_png(scatter_figure(study, p)) for p in plotted_predictors(study)})
+    if "curation" in study:
+        figures.update({f"curation_{p}": fig_to_png(curation_figure(study, p)) for p in study["policies"]})
     for name, png in figures.items():
         io.write_bytes(out / "plots" / f"{name}.png", png)
     io.write_text(out / "summary.md", summary_markdown(study))

@@ -1,5 +1,7 @@
 """Which prompts to keep for one RM, from its rows of an evaluate's prompts.parquet (pure: numpy and pandas).
 
+Shared by `rmteach curate` (one prompt set per RM) and `rmteach study` (curation as a grid dimension).
+
 A rule scores each prompt and says which prompts are eligible:
 - `variance`: the RM's within-prompt reward variance (`variance`); every prompt is eligible.
 - `forecast`: the prompt's term of the forecast (`forecast_term`, its covariance with the normalized ground
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core.errors import UserError
+from .errors import UserError
 
 RULES = ("variance", "zero_std", "forecast")
 SCORES = {"variance": "variance", "forecast": "forecast_term"}  # rule -> the prompts.parquet column it ranks by
