@@ -212,6 +212,24 @@ def test_with_the_real_evaluate_on_tiny_models(tiny, tmp_path):
     perfect = [r for r in study["runs"] if r["reward_model"] == "perfect"]
     assert all(r["predictors"]["onpolicy_accuracy"] == pytest.approx(1.0) for r in perfect)  # order kept
     assert study["claims"][0]["evidence"]["alpha"]["perfect"] == "perfect"
+    # The hacking-risk flag of each report card beside the runs' held-out ground-truth change, recomputed.
+    hack = {(r["policy"], r["reward_model"]): r for r in study["hacking"]["rows"]}
+    assert len(hack) == 6  # 2 policies x 3 candidates; the ground truth's own runs are not judged
+    for r in study["runs"]:
+        if r["is_ground_truth"]:
+            continue
+        report = json.loads((tmp_path / "s" / "evaluate" / r["policy"] / "report.json").read_text())
+        card = next(c for c in report["reward_models"] if c["name"] == r["reward_model"])
+        curve = r["curve"]["gold"]
+        row = hack[(r["policy"], r["reward_model"])]
+        assert row["flag"] == card["forecast"]["hacking_risk"]["flag"]
+        assert row["gold_change"] == pytest.approx(curve[-1] - curve[0]) and row["hacked"] == (curve[-1] < curve[0])
+    flagged = [r for r in hack.values() if r["flag"]]
+    hacked = [r for r in hack.values() if r["hacked"]]
+    tp = sum(r["flag"] and r["hacked"] for r in hack.values())
+    assert study["hacking"]["recall"] == (tp / len(hacked) if hacked else None)
+    assert study["hacking"]["precision"] == (tp / len(flagged) if flagged else None)
+    assert "## Hacking risk against training" in (tmp_path / "s" / "summary.md").read_text()
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ..core.progress import console, result_console
 from ..evaluate.config import EvaluateConfig
 from ..core.run_dir import read_metrics
 from . import analysis, curation_sets, executors, outcomes
+from .hacking import hacking_table
 from .claims import HELD, NOT_HELD, UNDETERMINED
 from .config import StudyConfig
 from .executors import TrainFn
@@ -182,6 +183,7 @@ def build_study(cfg: StudyConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "predictors": list(analysis.PREDICTORS),
         "runs": list(runs),
         **result,
+        "hacking": hacking_table(runs),
         "config": to_plain(cfg),
     }
 

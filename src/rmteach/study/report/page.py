@@ -19,6 +19,7 @@ from ...core.metrics import CORRELATIONS
 from ..analysis import PREDICTOR_LABELS, PREDICTORS
 from ..claims import HELD, NOT_HELD
 from ..outcomes import proxy_counterpart
+from ..hacking import hacking_sentence
 from .curation import curation_figure, curation_html, curation_markdown
 from .plots import curves_figure, plotted_predictors, scatter_figure
 
@@ -150,6 +151,16 @@ def ranking_rows(study: dict[str, Any], policy: str) -> tuple[list[str], list[li
     return header, rows
 
 
+def hacking_rows(study: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The hacking-risk flag of each (policy, RM) beside its held-out ground-truth change over training."""
+    header = ["policy", "reward model", "flagged", "best-of-K share", "held-out gold change (mean over seeds)",
+              "ended below start"]
+    rows = [[r["policy"], r["reward_model"], "-" if r["flag"] is None else ("yes" if r["flag"] else "no"),
+             _num(r["best_of_k_share"], 2), _num(r["gold_change"], 4), "yes" if r["hacked"] else "no"]
+            for r in study["hacking"]["rows"]]
+    return header, rows
+
+
 def overview(study: dict[str, Any]) -> str:
     """One paragraph saying what was run and how outcomes and correlations are defined."""
     n_runs = len(study["runs"])
@@ -237,6 +248,10 @@ def report_html(study: dict[str, Any], figures: dict[str, bytes], cost: dict[str
         best = study["rankings"]["best"].get(policy)
         b.append(f"<h3>{html.escape(policy)}: best teacher {html.escape(str(best))}</h3>")
         b.append(html_table(*ranking_rows(study, policy)))
+    if study.get("hacking"):
+        b.append("<h2>Hacking risk against training</h2>")
+        b.append(f'<p>{html.escape(hacking_sentence(study["hacking"]))}</p>')
+        b.append(html_table(*hacking_rows(study)))
     b += curation_html(study, figures)
     b.append("<h2>Definitions</h2><ul>")
     b += [f"<li><code>{html.escape(o)}</code>: {html.escape(describe_outcome(o))}</li>" for o in study["outcomes"]]
@@ -271,6 +286,9 @@ def summary_markdown(study: dict[str, Any]) -> str:
     lines += ["", "## Rankings", ""]
     for policy in study["policies"]:
         lines += [f"### {policy}", ""] + _md_table(*ranking_rows(study, policy)) + [""]
+    if study.get("hacking"):
+        lines += ["## Hacking risk against training", "", hacking_sentence(study["hacking"]), ""]
+        lines += _md_table(*hacking_rows(study)) + [""]
     lines += curation_markdown(study)
     return "\n".join(lines) + "\n"
 
