@@ -188,3 +188,17 @@ def la_card(r, g, train, horizon):
 
 
 CANDIDATES["la_card"] = la_card
+
+
+def _la_grid(steps, eta):
+    """The report card's lookahead at (T, eta) on the trainer's signal: its defaults' grid search."""
+    def f(r, g, train, horizon):
+        from rmteach.evaluate.forecast import lookahead_per_prompt
+        z = proxy_signal(r, group=train.get("algorithm") == "grpo", scale_free=adaptive(train))
+        return float(lookahead_per_prompt(z, normalize(g), steps, eta).mean())
+    return f
+
+
+for _t in (30, 60, 120):
+    for _e in (0.025, 0.05, 0.1, 0.2):
+        CANDIDATES[f"lag_{_t}_{_e:g}"] = _la_grid(_t, _e)

@@ -272,7 +272,7 @@ def test_one_shot_interrupted_at_each_write_leaves_out_as_it_was(command, tiny, 
     monkeypatch.setattr(theory_report, "plot_variance", lambda block: None)  # and no plot drawn (the slow test does)
     monkeypatch.setattr(theory_report, "fig_to_png", lambda fig: b"png")
     writes = _interrupted_then_rerun(command, tiny, tmp_path, capsys, monkeypatch, every=False)
-    assert writes == {"theory": 4, "rm pairs": 4, "evaluate": 7}[command]  # the manifest, then each file
+    assert writes == {"theory": 4, "rm pairs": 4, "evaluate": 8}[command]  # the manifest, then each file
 
 
 @pytest.mark.slow

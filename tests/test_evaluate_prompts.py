@@ -145,12 +145,13 @@ def _by_hand(variances: list[float]) -> dict:
 
 
 def test_prompts_parquet_matches_recomputation_rloo(rloo):
-    report, rewards, prompts, _ = rloo
+    report, rewards, prompts, out = rloo
     _check(report, rewards, prompts, group=False)
     flat = prompts[prompts.reward_model == "flat"]
     assert flat.zero_std.all() and (flat.variance == 0.0).all()
     truth = prompts[prompts.is_ground_truth]
     assert (truth.onpolicy_accuracy == 1.0).all()
+    assert (out / "concentration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the figure, beside the table
 
 
 def test_prompts_parquet_with_grpo_and_ground_truth_on_the_first_prompts(grpo_cut):
@@ -230,3 +231,19 @@ def test_concentration_of_a_hand_built_reward_table():
     assert card["concentration"] == {"top_10pct_share": pytest.approx(8 / 12),
                                      "top_25pct_share": pytest.approx(10 / 12), "prompts_for_half": 1,
                                      "num_prompts": 8}
+
+
+def test_concentration_curve_and_figure(tmp_path):
+    """The curve by hand; the figure has one line per RM plus the diagonal, and evaluate writes it as a PNG."""
+    import pandas as pd
+
+    from rmteach.evaluate.plots import concentration_curve, concentration_figure
+
+    x, y = concentration_curve(np.array([1.0, 0.0, 3.0, 0.0]))
+    assert x.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] and y.tolist() == [0.0, 0.75, 1.0, 1.0, 1.0]
+    assert concentration_curve(np.zeros(3))[1].tolist() == [0.0] * 4  # no signal: nothing to place
+    frame = pd.DataFrame({"reward_model": ["a", "a", "g", "g"], "is_ground_truth": [False, False, True, True],
+                          "variance": [1.0, 3.0, 2.0, 2.0]})
+    ax = concentration_figure(frame, "p").axes[0]
+    assert [ln.get_label() for ln in ax.lines] == ["spread evenly", "a", "g (ground truth)"]
+    assert ax.lines[1].get_ydata().tolist() == [0.0, 0.75, 1.0]

@@ -30,8 +30,8 @@ SCHEMA = "rmteach.out/1"
 # The top-level names each command writes (glob patterns allowed); a command's legacy marker (before manifests)
 # is what `owner` recognizes a folder of an older rmteach by.
 OWNED: dict[str, tuple[str, ...]] = {
-    "evaluate": ("report.json", "rewards.parquet", "prompts.parquet", "preference_rewards.parquet", "summary.md",
-                 "timing.json"),
+    "evaluate": ("report.json", "rewards.parquet", "prompts.parquet", "concentration.png", "preference_rewards.parquet",
+                 "summary.md", "timing.json"),
     "rm pairs": ("summary.json", "pairs.jsonl", "pairs.parquet", "samples.jsonl"),
     "theory": ("theory.json", "theory.html", "variance.png", "accuracy.png", "policies.png"),
     "train": ("run.json", "metrics.jsonl", "final", "tensorboard", "README.md", "checkpoint-*", "done.json"),

@@ -304,6 +304,10 @@ def write_outputs(out: Path, report: dict[str, Any], data: EvalData, prompts: An
     if prompts is not None:
         with io.atomic_path(out / "prompts.parquet") as tmp:
             prompts.to_parquet(tmp, index=False)
+        from ..core.html import fig_to_png
+        from .plots import concentration_figure
+
+        io.write_bytes(out / "concentration.png", fig_to_png(concentration_figure(prompts, report["policy"])))
     if data.pairs:
         with io.atomic_path(out / "preference_rewards.parquet") as tmp:
             preference_frame(data).to_parquet(tmp, index=False)
