@@ -126,7 +126,8 @@ def cmd_analyze(a) -> None:
     print("\ncells passing: %d of %d; mean of the primary %.3f, of on-policy accuracy %.3f, of best-of-K %.3f" % (
         acc["ok"].sum(), len(acc), acc["forecast (trainer)"].mean(), acc["on-policy acc"].astype(float).mean(),
         acc["best-of-K"].astype(float).mean()))
-    print("\nhacking risk (240-step cells):", json.dumps(hacking(cells, 0.25, 0.45), indent=1))
+    print("\nREADME table:\n" + readme_table(cells))
+    print("\nhacking risk (240-step cells):", json.dumps(hacking(cells, 0.25, 0.5), indent=1))
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -153,7 +154,7 @@ def acceptance(cells: dict[str, Any], primary: str = "gr_auto") -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def hacking(cells: dict[str, Any], sgd: float, scale_free: float) -> dict[str, Any]:
+def hacking(cells: dict[str, Any], restrained: float, unrestrained: float) -> dict[str, Any]:
     """Recall and precision of the hacking-risk flag (best-of-K share of the ground truth's under a threshold)
     against the (policy, RM) pairs whose held-out ground truth ends below its start, per world, 240-step cells."""
     out = {}
@@ -161,7 +162,7 @@ def hacking(cells: dict[str, Any], sgd: float, scale_free: float) -> dict[str, A
         world, _, regime, h = k.split("/")
         if h != "240":
             continue
-        tau = sgd if regime.startswith("sgd") else scale_free
+        tau = unrestrained if regime == "adamw-kl0" else restrained  # scale-free without KL: drifts furthest
         rms, bok = c["rms"], c["values"]["best_of_k_gold_lift"]
         g = bok[rms.index("ground_truth")]
         flagged = {r for r, b in zip(rms, bok) if r != "ground_truth" and b / g < tau}
@@ -176,3 +177,44 @@ def hacking(cells: dict[str, Any], sgd: float, scale_free: float) -> dict[str, A
         o["recall"] = o["tp"] / max(1, o["tp"] + o["fn"])
         o["precision"] = o["tp"] / max(1, o["tp"] + o["fp"])
     return out
+
+
+README_ROWS = [("gr_auto", "**forecast: gold_rate, following the trainer** (primary)"),
+               ("gold_rate", "gold_rate in its SGD form (before this change)"),
+               ("la_card", "forecast: lookahead (trainer's signal)"),
+               ("best_of_k_gold_lift", "best-of-K gold lift"),
+               ("onpolicy_accuracy", "on-policy accuracy"),
+               ("offpolicy_accuracy", "off-policy accuracy"),
+               ("reward_variance", "reward variance"),
+               ("variance_and_accuracy", "variance & accuracy average"),
+               ("reliability", "reliability of gold_auc (Spearman-Brown)")]
+
+
+def with_average(cells: dict[str, Any]) -> None:
+    """Add the paper's variance-and-accuracy average (min-max scaled over the cell's RMs) to each cell."""
+    for c in cells.values():
+        v = np.asarray(c["values"]["reward_variance"], dtype=float)
+        a = np.asarray(c["values"]["onpolicy_accuracy"], dtype=float)
+        scale = lambda x: (x - x.min()) / (np.ptp(x) or 1.0)  # noqa: E731
+        avg = (scale(v) + scale(a)) / 2
+        c["spearman"]["variance_and_accuracy"] = float(stats.spearmanr(avg, c["outcome"]).statistic)
+
+
+def readme_table(cells: dict[str, Any]) -> str:
+    """Rows: predictors; columns: regimes (optimizer, KL, steps); each the mean over the (world, policy) cells
+    with the minimum in parentheses."""
+    with_average(cells)
+    regimes = sorted({(k.split("/")[2], int(k.split("/")[3])) for k in cells}, key=lambda x: (x[0], x[1]))
+    head = "| predictor (Spearman with gold_auc, all 8 RMs) | " + " | ".join(
+        f"{r.replace('-kl', ' KL ')} {h}" for r, h in regimes) + " | all cells |"
+    lines = [head, "|---" * (len(regimes) + 2) + "|"]
+    for key, label in README_ROWS:
+        cols, every = [], []
+        for r, h in regimes:
+            vals = [(c["reliability"] if key == "reliability" else c["spearman"].get(key))
+                    for k, c in cells.items() if k.split("/")[2] == r and int(k.split("/")[3]) == h]
+            vals = [v for v in vals if v is not None]
+            every += vals
+            cols.append(f"{np.mean(vals):.3f} ({np.min(vals):.2f})")
+        lines.append(f"| {label} | " + " | ".join(cols) + f" | {np.mean(every):.3f} ({np.min(every):.2f}) |")
+    return "\n".join(lines)

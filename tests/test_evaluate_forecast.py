@@ -133,6 +133,11 @@ def test_forecasts_match_recomputation_from_parquet(evaluated):
             assert got["value"] == pytest.approx(values.mean(), abs=1e-9), (card["name"], name)
             assert got["ci95"] == pytest.approx(_ci(values, 200, report["seed"]), abs=1e-9), (card["name"], name)
         assert card["forecast"]["gradient_alignment"] is None
+        # hacking risk: best-of-K lift over the ground truth's own; the default trainer has a KL penalty (0.25)
+        risk = card["forecast"]["hacking_risk"]
+        share = mine["best_of_k_gold_lift"].mean() / _per_prompt(gold, gold)["best_of_k_gold_lift"].mean()
+        assert risk["best_of_k_share"] == pytest.approx(share, abs=1e-9)
+        assert risk["threshold"] == 0.25 and risk["flag"] == (share < 0.25)
 
 
 def test_ranking_follows_gold_rate_and_the_summary_names_the_best(evaluated):

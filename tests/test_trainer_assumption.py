@@ -82,7 +82,7 @@ def test_report_states_the_trainer_and_warns_without_one():
 import numpy as np  # noqa: E402
 
 from rmteach.evaluate.forecast import (  # noqa: E402
-    HACK_SHARE_SCALE_FREE, HACK_SHARE_SGD, forecast_report, hacking_risk, normalize,
+    HACK_SHARE, HACK_SHARE_UNRESTRAINED, forecast_report, hacking_risk, normalize,
 )
 
 
@@ -114,16 +114,30 @@ def test_hacking_risk_by_hand():
     gold = np.array([[0.0, 1.0, 2.0, 3.0], [3.0, 2.0, 1.0, 0.0]])
     gn = normalize(gold)
     lift = float(np.mean(gn.max(axis=1) - gn.mean(axis=1)))
-    same = hacking_risk(gold, gn, lift, scale_free=False)
-    assert same == {"best_of_k_share": pytest.approx(1.0), "threshold": HACK_SHARE_SGD, "flag": False}
-    worst = hacking_risk(-gold, gn, lift, scale_free=True)  # picks the ground truth's worst sample
+    same = hacking_risk(gold, gn, lift, unrestrained=False)
+    assert same == {"best_of_k_share": pytest.approx(1.0), "threshold": HACK_SHARE, "flag": False}
+    worst = hacking_risk(-gold, gn, lift, unrestrained=True)  # picks the ground truth's worst sample
     assert worst["best_of_k_share"] == pytest.approx(-1.0) and worst["flag"]
-    assert worst["threshold"] == HACK_SHARE_SCALE_FREE > HACK_SHARE_SGD
+    assert worst["threshold"] == HACK_SHARE_UNRESTRAINED > HACK_SHARE
     # second best on every prompt: gn's second-highest minus the mean, over the best's
-    second = hacking_risk(np.array([[0.0, 1.0, 3.0, 2.0], [2.0, 3.0, 1.0, 0.0]]), gn, lift, scale_free=False)
+    second = hacking_risk(np.array([[0.0, 1.0, 3.0, 2.0], [2.0, 3.0, 1.0, 0.0]]), gn, lift, unrestrained=False)
     want = np.mean(np.sort(gn, axis=1)[:, -2] - gn.mean(axis=1)) / lift
     assert second["best_of_k_share"] == pytest.approx(want) and want == pytest.approx(1 / 3)
     assert second["flag"] is False and hacking_risk(np.array([[0.0, 1.0, 3.0, 2.0], [2.0, 3.0, 1.0, 0.0]]), gn,
-                                                    lift, scale_free=True)["flag"] is True
-    assert hacking_risk(gold, gn, 0.0, scale_free=True) == {"best_of_k_share": None, "threshold":
-                                                             HACK_SHARE_SCALE_FREE, "flag": False}
+                                                    lift, unrestrained=True)["flag"] is True
+    assert hacking_risk(gold, gn, 0.0, unrestrained=True) == {"best_of_k_share": None, "threshold":
+                                                               HACK_SHARE_UNRESTRAINED, "flag": False}
+
+
+@pytest.mark.parametrize("trainer, threshold", [
+    ({"optimizer": "adamw", "kl_coef": 0.0}, HACK_SHARE_UNRESTRAINED),
+    ({"optimizer": "adamw", "kl_coef": 0.05}, HACK_SHARE),
+    ({"optimizer": "sgd", "max_grad_norm": 0.0, "kl_coef": 0.0}, HACK_SHARE),
+])
+def test_the_report_picks_the_threshold_from_the_trainer(trainer, threshold):
+    t = TrainerAssumption(**trainer)
+    gold = np.array([[0.0, 1.0, 2.0, 3.0], [3.0, 2.0, 1.0, 0.0]])
+    blocks, _ = forecast_report({"gold": gold, "rm": gold[:, ::-1].copy()}, gold, ["rm"], group=False, steps=2,
+                                step_size=0.1, primary="gold_rate", n_resamples=10, seed=0,
+                                scale_free=t.scale_free, kl_coef=t.kl_coef)
+    assert blocks["rm"]["hacking_risk"]["threshold"] == threshold

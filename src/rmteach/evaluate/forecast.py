@@ -49,7 +49,7 @@ as before. Measured over the regime grid (README): AdamW cells' Spearman with go
 The KL penalty and the number of steps enter the lookahead only (the KL term's gradient is zero at the start).
 
 **Hacking risk** (`hacking_risk`): the RM's best-of-K gold lift as a share of the ground truth's own, under a
-threshold that is higher for scale-free steps (they move the policy further).
+threshold that is higher for a scale-free step without a KL penalty (it moves the policy furthest).
 
 All forecasts are means over prompts of per-prompt values, so their CIs and the ranking's probabilities come
 from one paired bootstrap over prompts (the same resampled prompts for every RM).
@@ -260,30 +260,32 @@ def check_shapes(r: np.ndarray, g: np.ndarray, names: Sequence[str]) -> None:
         raise ValueError(f"{'/'.join(names)}: expected rewards of the same shape (n, K>=2), got {r.shape}, {g.shape}")
 
 
-def hacking_risk(r: np.ndarray, gn: np.ndarray, gold_lift: float, *, scale_free: bool) -> dict[str, Any]:
+def hacking_risk(r: np.ndarray, gn: np.ndarray, gold_lift: float, *, unrestrained: bool) -> dict[str, Any]:
     """Whether training on this RM risks ending below the policy's start on the ground truth.
 
     The RM's best-of-K gold lift as a share of the ground truth's own (how much of the best response the RM
     finds among the K samples: at 1 it finds it, at 0 its choice is no better than chance, below 0 worse) under
     a threshold. RL pushes the policy toward what the RM ranks first, and further than K samples reach
-    (Gao et al., 2023); a scale-free step (AdamW, clipping) moves further at the same learning rate, so its
-    threshold is higher. Thresholds chosen on toy world 0's regime-grid cells and checked on world 1's
-    (README, "Hacking risk"; `scripts/regime_grid.py`).
+    (Gao et al., 2023). How far it goes depends on the trainer: a scale-free step (AdamW, clipping) without a
+    KL penalty drifts furthest, so its threshold is higher (`unrestrained`); plain SGD or a KL penalty keep the
+    policy nearer its start. Thresholds chosen on toy world 0's regime-grid cells (each halfway between the
+    highest share that ended below its start and the lowest that did not) and checked on world 1's (README,
+    "Hacking risk"; `scripts/regime_grid.py`).
     """
-    threshold = HACK_SHARE_SCALE_FREE if scale_free else HACK_SHARE_SGD
+    threshold = HACK_SHARE_UNRESTRAINED if unrestrained else HACK_SHARE
     share = float(best_of_k_per_prompt(r, gn).mean() / gold_lift) if gold_lift > 0 else None
     return {"best_of_k_share": share, "threshold": threshold,
             "flag": bool(share is not None and share < threshold)}
 
 
-HACK_SHARE_SGD = 0.25  # plain SGD (no clipping)
-HACK_SHARE_SCALE_FREE = 0.45  # AdamW or clipping
+HACK_SHARE = 0.25  # plain SGD, or a KL penalty
+HACK_SHARE_UNRESTRAINED = 0.5  # AdamW or clipping, without a KL penalty
 
 
 def forecast_report(
     rewards: Mapping[str, np.ndarray], gold: np.ndarray, candidates: Sequence[str], *, group: bool, steps: int,
     step_size: float, primary: str, n_resamples: int, seed: int, gradient: Mapping[str, float] | None = None,
-    scale_free: bool = False,
+    scale_free: bool = False, kl_coef: float = 0.0,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Every RM's forecast block and the ranking of the candidates, from raw rewards.
 
@@ -294,6 +296,7 @@ def forecast_report(
         candidates: the RMs the ranking orders (not the ground truth).
         group, steps, step_size: see `per_prompt_forecasts`.
         scale_free: whether the trainer's step ignores the reward's scale (`TrainerAssumption.scale_free`).
+        kl_coef: the trainer's KL coefficient (the hacking risk's threshold depends on it).
         primary: the forecast the ranking uses; `gradient_alignment` takes its values from `gradient`.
         n_resamples, seed: the paired bootstrap over prompts.
         gradient: `{rm name: gradient_alignment}` when it was computed.
@@ -313,7 +316,7 @@ def forecast_report(
         z = proxy_signal(r, group=group, scale_free=scale_free)[:m]  # over all the RM's samples, as the trainer
         per[name] = per_prompt_forecasts(z, gn, r[:m], steps=steps, step_size=step_size)
         blocks[name] = {**summarize(per[name], idx),
-                        "hacking_risk": hacking_risk(r[:m], gn, gold_lift, scale_free=scale_free),
+                        "hacking_risk": hacking_risk(r[:m], gn, gold_lift, unrestrained=scale_free and kl_coef == 0),
                         "gradient_alignment": {"value": float(gradient[name])} if gradient and name in gradient
                         else None}
     if primary == "gradient_alignment":

@@ -87,7 +87,8 @@ def build_report(cfg: EvaluateConfig, data: EvalData) -> dict[str, Any]:
             {name: t.onpolicy for name, t in data.rewards.items()}, gold.onpolicy,
             [rm.name for rm in cfg.reward_models], group=fc.group, steps=fc.lookahead_steps,
             step_size=fc.lookahead_step_size, primary=fc.primary, n_resamples=cfg.bootstrap_samples,
-            seed=cfg.sampling.seed, gradient=grad, scale_free=fc.assumed_trainer.scale_free)
+            seed=cfg.sampling.seed, gradient=grad, scale_free=fc.assumed_trainer.scale_free,
+            kl_coef=fc.assumed_trainer.kl_coef)
         for card in rms:
             card["forecast"] = blocks[card["name"]]
         ranking["sentence"] = forecast_sentence(ranking, fc.primary, cfg.policy.display_name)
