@@ -69,6 +69,7 @@ def rows(out: Path) -> list[dict[str, Any]]:
     for path in sorted(out.glob("*/*/study.json")):
         study = json.loads(path.read_text(encoding="utf-8"))
         world, regime = path.parent.parent.name, path.parent.name
+        change = {(h["policy"], h["reward_model"]): h["gold_change"] for h in (study.get("hacking") or {}).get("rows", [])}
         for c in (study.get("curation") or {}).get("comparisons", []):
             d = c["final_gold_difference"]
             found.append({"world": world, "policy": c["policy"], "regime": regime, "reward_model": c["reward_model"],
@@ -76,12 +77,35 @@ def rows(out: Path) -> list[dict[str, Any]]:
                           "of": c["n_total"], "speedup_steps": c["speedup_steps"], "ci95": c["ci95"],
                           "reached_share": c["reached_share"], "uniform_final_gold": c["uniform_final_gold"],
                           "curated_final_gold": c["curated_final_gold"], "difference": d["difference"],
-                          "margin": d["margin"], "resolved": d["resolved"]})
+                          "margin": d["margin"], "resolved": d["resolved"],
+                          # the uniform arm's held-out gold change (the ground truth's own runs are not judged)
+                          "uniform_hacked": change.get((c["policy"], c["reward_model"]), 1.0) < 0})
     return found
 
 
 def _f(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
+
+
+def best_rule_summary(table: list[dict[str, Any]]) -> str:
+    """Per (world, policy, regime): over the RMs whose uniform run does not hack the ground truth (held-out gold
+    ends above its start), how many reach the uniform final in <= 0.67 of the steps (1.5x) with the best rule,
+    and how many of those beyond seed noise (the 95% interval's upper end below 1)."""
+    groups: dict[tuple[str, str, str], dict[str, list[dict[str, Any]]]] = {}
+    for r in table:
+        if r["uniform_hacked"]:
+            continue
+        groups.setdefault((r["world"], r["policy"], r["regime"]), {}).setdefault(r["reward_model"], []).append(r)
+    lines = ["| world | policy | regime | RMs (not hacking) | best rule <= 0.67 | ... and 95% upper end < 1 | "
+             "median best speed-up |", "|---|---|---|---|---|---|---|"]
+    for (world, policy, regime), by_rm in groups.items():
+        best = [min(rs, key=lambda r: (r["speedup_steps"] is None, r["speedup_steps"] or 9.0)) for rs in by_rm.values()]
+        fast = [b for b in best if b["speedup_steps"] is not None and b["speedup_steps"] <= 0.67]
+        sure = [b for b in fast if b["ci95"] and b["ci95"][1] is not None and b["ci95"][1] < 1.0]
+        med = sorted(9.0 if b["speedup_steps"] is None else b["speedup_steps"] for b in best)[len(best) // 2]
+        lines.append(f"| {world} | {policy} | {regime} | {len(best)} | {len(fast)} | {len(sure)} | "
+                     f"{'never' if med == 9.0 else f'{med:.2f}'} |")
+    return "\n".join(lines)
 
 
 def cmd_analyze(a: argparse.Namespace) -> None:
@@ -103,6 +127,7 @@ def cmd_analyze(a: argparse.Namespace) -> None:
     faster = [r for r in table if r["ci95"] and r["ci95"][1] is not None and r["ci95"][1] < 1.0]
     print(f"\n{len(faster)} of {len(table)} (world, policy, regime, RM, rule) cells reach the uniform final gold "
           "sooner beyond seed noise (the whole 95% interval below 1)")
+    print("\n" + best_rule_summary(table))
     if a.json:
         Path(a.json).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {a.json}")
