@@ -27,40 +27,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-REGIMES = {  # name: the train block's settings on top of the demo's
-    "sgd-kl0": {"optimizer": "sgd", "learning_rate": 0.003, "max_grad_norm": 0.0, "kl_coef": 0.0},
-    "adamw-kl0": {"optimizer": "adamw", "learning_rate": 0.001, "max_grad_norm": 1.0, "kl_coef": 0.0},
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gridlib import REGIMES as ALL_REGIMES, demo_study, run_cells  # noqa: E402 (beside this script)
+
+REGIMES = {k: ALL_REGIMES[k] for k in ("sgd-kl0", "adamw-kl0")}  # KL 0 only
 STEPS, EVAL_EVERY = 60, 5
 CURATION = {"rules": ["none", "variance", "forecast"], "keep": 0.5, "seed": 0}
 
 
 def study_config(world: Path, regime: str, seeds: int, steps: int = STEPS):
     """The demo's full study over `world` with the curation block, trained in `regime` for `steps` steps."""
-    from rmteach.core.config import to_plain, validate
-    from rmteach.demo import demo_config
-    from rmteach.study.config import StudyConfig
-
-    manifest = json.loads((world / "manifest.json").read_text(encoding="utf-8"))
-    plain = to_plain(demo_config(world, manifest, quick=False, seed=0, seeds=seeds))
-    plain["train"] = {**plain["train"], **REGIMES[regime], "steps": steps, "eval_every": min(EVAL_EVERY, steps)}
-    plain["curation"] = dict(CURATION)
-    plain["name"] = f"curation grid: {world.name}, {regime}, {steps} steps"
-    return validate(StudyConfig, plain, f"curation grid {world.name} {regime}")
+    return demo_study(world, regime, seeds, steps=steps, eval_every=EVAL_EVERY, name="curation grid",
+                      extra={"curation": dict(CURATION)})
 
 
 def cmd_run(a: argparse.Namespace) -> None:
-    from rmteach.study.run import run_study
-
-    worlds = [Path(w).resolve() for w in a.world]
-    for regime in a.regime or list(REGIMES):
-        for world in worlds:
-            out = Path(a.out) / world.name / regime
-            if (out / "study.json").is_file() and not a.force:
-                print(f"[curation grid] {out}: done, skipped", flush=True)
-                continue
-            print(f"[curation grid] {out}: running", flush=True)
-            run_study(study_config(world, regime, a.seeds, a.steps), out, overwrite=True)
+    run_cells(a.world, a.regime or list(REGIMES), a.out, lambda w, r: study_config(w, r, a.seeds, a.steps),
+              force=a.force, label="curation grid")
 
 
 def rows(out: Path) -> list[dict[str, Any]]:

@@ -19,44 +19,24 @@ early: `analyze` prints the share of its 240-step gain reached by step 20 per ce
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-REGIMES = {  # name: the train block's settings on top of the demo's
-    "sgd-kl0": {"optimizer": "sgd", "learning_rate": 0.003, "max_grad_norm": 0.0, "kl_coef": 0.0},
-    "adamw-kl0": {"optimizer": "adamw", "learning_rate": 0.001, "max_grad_norm": 1.0, "kl_coef": 0.0},
-    "sgd-kl0.05": {"optimizer": "sgd", "learning_rate": 0.003, "max_grad_norm": 0.0, "kl_coef": 0.05},
-    "adamw-kl0.05": {"optimizer": "adamw", "learning_rate": 0.001, "max_grad_norm": 1.0, "kl_coef": 0.05},
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gridlib import REGIMES, demo_study, run_cells  # noqa: E402 (beside this script)
+
 STEPS, EVAL_EVERY, HORIZONS = 240, 10, (60, 240)
 
 
 def study_config(world: Path, regime: str, seeds: int):
     """The demo's full study over `world`, trained in `regime` for 240 steps."""
-    from rmteach.core.config import to_plain, validate
-    from rmteach.demo import demo_config
-    from rmteach.study.config import StudyConfig
-
-    manifest = json.loads((world / "manifest.json").read_text(encoding="utf-8"))
-    plain = to_plain(demo_config(world, manifest, quick=False, seed=0, seeds=seeds))
-    plain["train"] = {**plain["train"], **REGIMES[regime], "steps": STEPS, "eval_every": EVAL_EVERY}
-    plain["name"] = f"regime grid: {world.name}, {regime}, {STEPS} steps"
-    return validate(StudyConfig, plain, f"regime grid {world.name} {regime}")
+    return demo_study(world, regime, seeds, steps=STEPS, eval_every=EVAL_EVERY, name="regime grid")
 
 
 def cmd_run(a: argparse.Namespace) -> None:
-    from rmteach.study.run import run_study
-
-    worlds = [Path(w).resolve() for w in a.world]
-    for regime in a.regime or list(REGIMES):
-        for world in worlds:
-            out = Path(a.out) / world.name / regime
-            if (out / "study.json").is_file() and not a.force:
-                print(f"[grid] {out}: done, skipped", flush=True)
-                continue
-            print(f"[grid] {out}: running", flush=True)
-            run_study(study_config(world, regime, a.seeds), out, overwrite=True)
+    run_cells(a.world, a.regime or list(REGIMES), a.out, lambda w, r: study_config(w, r, a.seeds), force=a.force,
+              label="grid")
 
 
 def main() -> None:
@@ -81,5 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()
