@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gridlib import REGIMES as ALL_REGIMES, demo_study, run_cells  # noqa: E402 (beside this script)
+from gridlib import REGIMES as ALL_REGIMES, add_run_parser, demo_study, run_cells  # noqa: E402 (beside this script)
 
 REGIMES = {k: ALL_REGIMES[k] for k in ("sgd-kl0", "adamw-kl0")}  # KL 0 only
 STEPS, EVAL_EVERY = 60, 5
@@ -120,13 +120,7 @@ def cmd_analyze(a: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="train every study of the grid (resumes)")
-    r.add_argument("--world", action="append", required=True, help="a built toy world (rmteach toy build); repeat")
-    r.add_argument("--out", required=True)
-    r.add_argument("--seeds", type=int, default=3)
-    r.add_argument("--steps", type=int, default=STEPS)
-    r.add_argument("--regime", action="append", choices=list(REGIMES), help="only these regimes (repeat)")
-    r.add_argument("--force", action="store_true", help="run a finished study again (its finished runs are reused)")
+    add_run_parser(sub, REGIMES).add_argument("--steps", type=int, default=STEPS)
     an = sub.add_parser("analyze", help="the speed-up table of every finished study")
     an.add_argument("--out", required=True)
     an.add_argument("--json", help="also write the rows as JSON")

@@ -44,3 +44,14 @@ def run_cells(worlds: Iterable[str], regimes: Iterable[str], out: str, config: C
                 continue
             print(f"[{label}] {folder}: running", flush=True)
             run_study(config(world, regime), folder, overwrite=True)
+
+
+def add_run_parser(sub: Any, regimes: Iterable[str]) -> Any:
+    """The `run` subcommand both grids take: --world (repeat), --out, --seeds, --regime (repeat), --force."""
+    r = sub.add_parser("run", help="train every study of the grid (resumes: finished studies and runs are reused)")
+    r.add_argument("--world", action="append", required=True, help="a built toy world (default preset); repeat")
+    r.add_argument("--out", required=True)
+    r.add_argument("--seeds", type=int, default=3)
+    r.add_argument("--regime", action="append", choices=list(regimes), help="only these regimes (repeat)")
+    r.add_argument("--force", action="store_true", help="run a finished study again (its finished runs are reused)")
+    return r

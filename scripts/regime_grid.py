@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gridlib import REGIMES, demo_study, run_cells  # noqa: E402 (beside this script)
+from gridlib import REGIMES, add_run_parser, demo_study, run_cells  # noqa: E402 (beside this script)
 
 STEPS, EVAL_EVERY, HORIZONS = 240, 10, (60, 240)
 
@@ -42,12 +42,7 @@ def cmd_run(a: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="train every cell's runs (resumes)")
-    r.add_argument("--world", action="append", required=True, help="a built toy world (default preset); repeat")
-    r.add_argument("--out", required=True)
-    r.add_argument("--seeds", type=int, default=3)
-    r.add_argument("--regime", action="append", choices=list(REGIMES), help="only these regimes (repeat)")
-    r.add_argument("--force", action="store_true")
+    add_run_parser(sub, REGIMES)
     an = sub.add_parser("analyze", help="every predictor's Spearman with gold_auc per cell")
     an.add_argument("--out", required=True)
     an.add_argument("--json")
