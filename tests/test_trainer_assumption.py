@@ -141,3 +141,19 @@ def test_the_report_picks_the_threshold_from_the_trainer(trainer, threshold):
                                 step_size=0.1, primary="gold_rate", n_resamples=10, seed=0,
                                 scale_free=t.scale_free, kl_coef=t.kl_coef)
     assert blocks["rm"]["hacking_risk"]["threshold"] == threshold
+
+
+def test_train_config_path_is_relative_to_the_evaluate_config(tmp_path, tiny):
+    """`forecast.train_config: train.yaml` in an evaluate YAML is read from the YAML's folder, not the cwd."""
+    from helpers import write_eval_config
+
+    from rmteach.core.config import load_config
+    from rmteach.evaluate.config import EvaluateConfig
+
+    folder = tmp_path / "cfgs"
+    folder.mkdir()
+    (folder / "train.yaml").write_text("optimizer: sgd\nmax_grad_norm: 0.0\nsteps: 77\n")
+    cfg_path = write_eval_config(folder / "eval.yaml", tiny, preferences=None, forecast={"train_config": "train.yaml"})
+    cfg = load_config(EvaluateConfig, cfg_path)
+    assert cfg.forecast.train_config == str((folder / "train.yaml").resolve())
+    assert cfg.forecast.assumed_trainer.steps == 77 and not cfg.forecast.assumed_trainer.scale_free

@@ -229,15 +229,16 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """Resolve every known path field of a raw config dict against the config file's folder `base`.
 
     Walks nested dicts and lists: keys named `path` are resolved (model paths only when they exist
-    locally or look like paths, so hub ids survive); `cache_dir` and an RM's `tokenizer` likewise; a data
-    set's `hub` as a model path, its `data_files` (without `hub`) as paths.
+    locally or look like paths, so hub ids survive); `cache_dir`, an RM's `tokenizer` and
+    `forecast.train_config` likewise; a data set's `hub` as a model path, its `data_files` (without `hub`)
+    as paths.
     """
 
     def walk(node: Any, parent_key: str | None, loc: str) -> Any:
         if isinstance(node, dict):
             out = {}
             for k, v in node.items():
-                if k in ("path", "cache_dir", "tokenizer") and isinstance(v, str):
+                if k in ("path", "cache_dir", "tokenizer", "train_config") and isinstance(v, str):
                     is_model = parent_key in ("policy", "reward_model", "reward_models", "ground_truth", "policies",
                                               "custom", "judge")
                     try:
