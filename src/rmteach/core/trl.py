@@ -30,9 +30,11 @@ def use_cpu(device: str) -> bool:
 
 @contextmanager
 def quiet_third_party() -> Iterator[None]:
-    """Silence deprecation notices that TRL 1.x triggers inside transformers 5.x (not ours to fix)."""
+    """Silence deprecation notices that TRL 1.x triggers inside transformers 5.x (not ours to fix), and peft's
+    notice that it fixed `fan_in_fan_out` itself for GPT-2's Conv1D layers (LoRA works either way)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*is deprecated and will be removed in v6", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r"fan_in_fan_out is set to False", category=UserWarning)
         yield
 
 

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from ..core.blocks import MAX_SEED, DataConfig, Device, Dtype, PolicyConfig, RewardModelConfig, SamplingConfig
 from ..core.config import Strict
 from ..core.errors import UserError
+from ..core.lora import PolicyLora
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class TrainConfig(Strict):
         None, description="logged at every step and evaluation (raw, unnormalized), never trained on"
     )
     normalization: NormalizationConfig = NormalizationConfig()
+    lora: PolicyLora | None = Field(
+        None, description="train LoRA adapters on the policy, not every weight: {r, alpha, dropout, target_modules}"
+    )
 
     # -- Data ------------------------------------------------------------------------------------------
     train_prompts: DataConfig

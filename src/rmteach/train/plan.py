@@ -8,6 +8,7 @@ from typing import Any, Callable
 from ..backends.rewards import check_reward_source
 from ..core.errors import UserError
 from ..core.hf import check_model_ref
+from ..core.lora import require_peft, trainable_parameters
 from ..core.progress import console, result_console
 from ..core.trl import check_report_to
 from .config import Layout, TrainConfig
@@ -30,6 +31,8 @@ def check_inputs(cfg: TrainConfig, *, strict: bool) -> list[str]:
             problems.append(str(e))
 
     check(lambda: check_model_ref(cfg.policy.path, "policy"))
+    if cfg.lora is not None:
+        check(require_peft)
     for rm in [cfg.reward_model] + ([cfg.ground_truth] if cfg.ground_truth else []):
         check(lambda: check_reward_source(rm, f"reward model '{rm.name}'"))
     check(lambda: check_report_to(cfg.trl_args.get("report_to", cfg.report_to), installed=True))
@@ -58,6 +61,7 @@ def plan(cfg: TrainConfig, out: Path, steps: int | None, layout: Layout, trl_arg
         + (f"normalize_advantages={cfg.rloo_normalize_advantages})" if rloo
            else f"scale_rewards={cfg.grpo_scale_rewards})"),
         "policy": cfg.policy.path,
+        "lora": _lora(cfg) if cfg.lora else "none (every weight trains)",
         "proxy reward model": f"{rm.name}: {_source(rm)}"
         + (f" (x{rm.transform.factor:g} on {rm.transform.fraction:.0%} of prompts)" if rm.transform else ""),
         "ground truth": f"{gt.name}: {_source(gt)} (weight 0: logged only)" if gt else "none",
@@ -76,6 +80,21 @@ def plan(cfg: TrainConfig, out: Path, steps: int | None, layout: Layout, trl_arg
         "device": f"{'cpu' if trl_args.use_cpu else 'gpu'} here; weights {cfg.dtype}, bf16 autocast {cfg.bf16}",
         "outputs": f"{out}/ run.json metrics.jsonl final/" + (" tensorboard/" if cfg.report_to else ""),
     }
+
+
+def _lora(cfg: TrainConfig) -> str:
+    """The LoRA settings, and the trainable parameters where the policy is a local folder and peft is here."""
+    lo = cfg.lora
+    targets = ", ".join(lo.target_modules) if isinstance(lo.target_modules, list) else (lo.target_modules
+                                                                                         or "peft's default")
+    text = f"r {lo.r}, alpha {lo.alpha}, dropout {lo.dropout:g}, target_modules {targets}"
+    if not Path(cfg.policy.path, "config.json").is_file():
+        return text
+    try:
+        trainable, total = trainable_parameters(cfg.policy.path, lo, trust_remote_code=cfg.policy.trust_remote_code)
+    except Exception as e:  # noqa: BLE001 - the count is a courtesy: peft missing or a bad target shows here
+        return f"{text} ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})"
+    return f"{text}; trains {trainable:,} of {total:,} parameters ({trainable / total:.2%})"
 
 
 def print_plan(p: dict[str, Any], missing: list[str]) -> None:

@@ -24,6 +24,7 @@ from ..core.config import to_plain
 from ..core.data import Prompt, load_prompts
 from ..core.errors import ItemError, UserError, first_line
 from ..core.hf import check_context, cpu_threads, load_causal_lm, quiet, torch_dtype
+from ..core.lora import peft_config
 from ..core.metrics import Normalization
 from ..core.progress import console, progress_bar
 from ..core.trl import quiet_third_party, use_cpu
@@ -33,7 +34,7 @@ from .evaluator import Evaluator
 from .normalization import fit_initial_normalization, normalization_from_report
 from .plan import check_inputs, plan, print_plan
 from .rewards import TrainingStopped, gold_reward, proxy_reward
-from .trainer import build_trl_config, tidy_callbacks, train_dataset, trainer_class
+from .trainer import build_trl_config, save_final, tidy_callbacks, train_dataset, trainer_class
 
 SCHEMA = "rmteach.train/1"
 
@@ -226,10 +227,15 @@ def _train(s: _Start, m: _Loaded) -> dict[str, Any]:
 
     # 4. TRL's trainer with the two reward functions; tracking as a callback.
     proxy, gold = proxy_reward(m.proxy_rm, m.norm), (gold_reward(m.gold_rm) if m.gold_rm else None)
-    trainer = trainer_class(cfg.algorithm)(
-        model=model, reward_funcs=[proxy] + ([gold] if gold else []), args=args,
-        train_dataset=train_dataset(tok, s.train_prompts), processing_class=tok,
-    )
+    try:
+        trainer = trainer_class(cfg.algorithm)(
+            model=model, reward_funcs=[proxy] + ([gold] if gold else []), args=args,
+            train_dataset=train_dataset(tok, s.train_prompts), processing_class=tok, peft_config=peft_config(cfg.lora),
+        )
+    except ValueError as e:
+        if cfg.lora is None:
+            raise
+        raise UserError(f"lora: {first_line(e)}") from None  # e.g. target_modules that the policy does not have
     tidy_callbacks(trainer, out)
     evaluator = Evaluator(s.eval_prompts, proxy, gold, cfg.sampling(cfg.eval_samples_per_prompt, cfg.seed))
     wall_offset = s.records[-1]["wall_time"] if s.records else 0.0
@@ -250,7 +256,7 @@ def _train(s: _Start, m: _Loaded) -> dict[str, Any]:
     t_done = time.perf_counter()
 
     # 5. The final policy, then the marker that says the run is whole.
-    trainer.save_model(str(out / "final"))
+    save_final(trainer, tok, out / "final", lora=cfg.lora is not None, is_main=s.is_main)
     history = run_dir.read_metrics(out / run_dir.METRICS) if s.is_main else []
     loop = t_done - t_train - callback.eval_seconds
     trained = s.steps - start_step
