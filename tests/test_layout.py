@@ -12,7 +12,7 @@ MODULES = sorted(p for p in SRC.rglob("*.py"))
 # The layers, lowest first: a module may import from its own layer and the ones below, never from above.
 # Within the commands' layer, a package imports no sibling: what two commands share lives in `core` or
 # `backends`. A world builder (`toy`) composes commands' configs, so it sits above them, beside `study`.
-LAYERS = [("core",), ("backends",), ("evaluate", "train", "theory", "rm", "serve"), ("toy", "study", "curate"),
+LAYERS = [("core",), ("backends",), ("evaluate", "train", "theory", "rm", "serve"), ("toy", "study", "curate", "world"),
           ("demo", "cli", "__main__")]
 COMMANDS = LAYERS[2] + LAYERS[3]  # packages that must not import a sibling of their own layer
 

