@@ -12,6 +12,7 @@ import pytest
 from rmteach.cli import main
 from rmteach.core.blocks import RewardModelConfig
 from rmteach.core.config import load_config, validate
+from rmteach.core.errors import UserError
 from rmteach.evaluate.config import EvaluateConfig
 from rmteach.world import build as world_build
 from rmteach.world import convert, deps, prompts, scorers
@@ -148,8 +149,6 @@ def test_build_files_with_stand_in(tmp_path, monkeypatch):
     assert manifest["configs"]["evaluate_per_policy"] == {"smollm2": "evaluate_smollm2.yaml"}
     # the same world again keeps its policy; a different one needs --overwrite, which replaces it
     world_build.build_real(out, seed=2)
-    from rmteach.core.errors import UserError
-
     with pytest.raises(UserError, match="different world build run"):
         world_build.build_real(out, seed=3)
     assert world_build.build_real(out, seed=3, overwrite=True)["seed"] == 3
