@@ -192,6 +192,13 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_yaml(path: str | os.PathLike, data: Any, comment: str) -> None:
+    """Write `data` as YAML atomically, keys in their order, under a one-line `# comment` header."""
+    import yaml
+
+    write_text(path, f"# {comment}\n" + yaml.safe_dump(data, sort_keys=False, width=120))
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` atomically."""
     with atomic_path(path) as tmp:

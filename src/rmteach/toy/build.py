@@ -34,7 +34,7 @@ from . import task
 from .config import PolicySpec, ToyConfig, resolve_config, rm_prompt_count
 from .fit import FitSettings, fit_policy, fit_reward_model
 from .pairs import Row, mix, sampled_pairs, writer_pairs
-from .manifest import LONG_RM, SCHEMA, build_manifest, evaluate_config, mix_name, write_yaml
+from .manifest import LONG_RM, SCHEMA, build_manifest, evaluate_config, mix_name
 from .parts import Job, Part, Workers, derive_seed, run_jobs
 
 PART_FOLDERS = ("data", "policies", "on_policy", "reward_models")
@@ -268,10 +268,10 @@ def run_build(
         manifest = build(root, cfg, seed, workers=workers)
     zoo = manifest["reward_models"]
     for p in cfg.policies:
-        write_yaml(root / f"evaluate_{p.name}.yaml", evaluate_config(p.name, zoo, cfg),
+        io.write_yaml(root / f"evaluate_{p.name}.yaml", evaluate_config(p.name, zoo, cfg),
                    f"rmteach toy build (seed {seed}, preset {cfg.preset}): every zoo RM on policy '{p.name}'")
     first = cfg.policies[0].name
-    write_yaml(root / "evaluate.yaml", evaluate_config(first, zoo, cfg),
+    io.write_yaml(root / "evaluate.yaml", evaluate_config(first, zoo, cfg),
                f"rmteach toy build (seed {seed}, preset {cfg.preset}): every zoo RM on the first policy '{first}'")
     io.write_json(root / "manifest.json", manifest)  # last: its presence means a whole world
     console().print(f"toy world built in {time.perf_counter() - t0:.0f} s: {root / 'manifest.json'}")

@@ -8,9 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..core import io
 from ..core.blocks import ScaleTransform
 from ..core.config import validate
 from ..evaluate.config import EvaluateConfig
@@ -86,10 +83,6 @@ def evaluate_config(policy: str, zoo: list[dict[str, Any]], cfg: ToyConfig) -> d
     }
     validate(EvaluateConfig, data, source=f"generated evaluate config for '{policy}'")  # a bug if it fails
     return data
-
-
-def write_yaml(path: Path, data: dict[str, Any], comment: str) -> None:
-    io.write_text(path, f"# {comment}\n" + yaml.safe_dump(data, sort_keys=False, width=120))
 
 
 def build_manifest(cfg: ToyConfig, seed: int, root: Path, infos: dict[str, dict[str, Any]]) -> dict[str, Any]:

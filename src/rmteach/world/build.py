@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..core import io, outdir
 from ..core.blocks import ScaleTransform
 from ..core.config import validate
@@ -99,10 +97,6 @@ def evaluate_config(zoo: list[dict[str, Any]]) -> dict[str, Any]:
     }
     validate(EvaluateConfig, data, source=f"generated evaluate config for '{POLICY}'")  # a bug if it fails
     return data
-
-
-def write_yaml(path: Path, data: dict[str, Any], comment: str) -> None:
-    io.write_text(path, f"# {comment}\n" + yaml.safe_dump(data, sort_keys=False, width=120))
 
 
 def build_manifest(root: Path, seed: int, zoo: list[dict[str, Any]], policy: dict[str, Any], counts: dict[str, int]) -> dict:
@@ -193,9 +187,9 @@ def build_real(out: str | Path, *, seed: int = 0, overwrite: bool = False) -> di
     write_jsonl(root / "data" / "prompts_eval.jsonl", prompt_sets.rows(eval_, "eval"))
     zoo = reward_models(seed)
     cfg = evaluate_config(zoo)
-    write_yaml(root / f"evaluate_{POLICY}.yaml", cfg, f"rmteach world build --preset real (seed {seed}): every "
+    io.write_yaml(root / f"evaluate_{POLICY}.yaml", cfg, f"rmteach world build --preset real (seed {seed}): every "
                f"candidate RM on '{POLICY}'")
-    write_yaml(root / "evaluate.yaml", cfg, f"rmteach world build --preset real (seed {seed}): as evaluate_{POLICY}.yaml")
+    io.write_yaml(root / "evaluate.yaml", cfg, f"rmteach world build --preset real (seed {seed}): as evaluate_{POLICY}.yaml")
     manifest = build_manifest(root, seed, zoo, policy, {"train": len(train), "eval": len(eval_)})
     io.write_json(root / "manifest.json", manifest)  # last: its presence means a whole world
     console().print(f"real world built in {time.perf_counter() - t0:.0f} s: {root / 'manifest.json'}")
