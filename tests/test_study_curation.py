@@ -240,6 +240,7 @@ def test_speedups_in_study_json_summary_and_report(curated_study):
     assert "<h2>Curation: uniform vs curated prompt sets</h2>" in page and (out / "plots" / "curation_alpha.png").is_file()
 
 
+@pytest.mark.slow  # a variant of the fast tier's run: the full tier (make test-all)
 def test_a_curated_study_resumes_without_training_again(tiny, curated_study):
     out, _ = curated_study
     calls = []

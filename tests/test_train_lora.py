@@ -64,6 +64,7 @@ def test_lora_trains_only_the_targeted_weights_and_saves_a_plain_merged_folder(t
         assert before[k].numpy().tobytes() == after[k].numpy().tobytes()
 
 
+@pytest.mark.slow  # a variant of the fast tier's run: the full tier (make test-all)
 def test_grpo_with_peft_default_targets_on_gpt2(tiny, tmp_path, capsys):
     # No target_modules: peft's default for GPT-2 is the fused attention projection c_attn.
     cfg = lora_config(tiny, algorithm="grpo", grpo_scale_rewards="batch", lora={},
@@ -76,6 +77,7 @@ def test_grpo_with_peft_default_targets_on_gpt2(tiny, tmp_path, capsys):
     assert changed and all("attn.c_attn.weight" in k for k in changed)
 
 
+@pytest.mark.slow  # a variant of the fast tier's run: the full tier (make test-all)
 def test_lora_resume_ends_where_the_uninterrupted_run_ends(tiny, tmp_path, capsys):
     cfg = lora_config(tiny, steps=3, checkpoint_every=1)
     whole = tmp_path / "whole"
