@@ -113,8 +113,12 @@ def test_copy_weights_round_trip(tmp_path):
     from transformers import AutoModelForCausalLM
 
     model = _tiny_llama()
+    # what a GGUF load leaves on the config: a saved folder that still names GGUF cannot be trained
+    model.config.quantization_config = {"quant_method": "gguf", "gguf_file": "x.gguf", "dequantize": False}
     convert.copy_weights(model, tmp_path)
     assert (tmp_path / "model.safetensors").is_file()
+    assert "quantization_config" not in json.loads((tmp_path / "config.json").read_text())
+    assert model.config.quantization_config["quant_method"] == "gguf"  # the loaded model's config is untouched
     back = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
     for k, v in model.state_dict().items():
         assert torch.equal(back.state_dict()[k], v), k

@@ -14,10 +14,16 @@ from .deps import gguf_source, require
 
 def copy_weights(model: Any, out: Path) -> Any:
     """Save `model`'s weights as safetensors in `out` through a fresh model of the same config (every key must
-    match). Returns the fresh model."""
+    match), without the GGUF `quantization_config` the loaded model carries: the weights are dequantized, and a
+    config that still names GGUF makes transformers refuse to train the model. Returns the fresh model."""
+    import copy
+
     from transformers import AutoModelForCausalLM
 
-    fresh = AutoModelForCausalLM.from_config(model.config)
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    fresh = AutoModelForCausalLM.from_config(config)
     fresh.load_state_dict(model.state_dict(), strict=True)
     fresh.eval()
     fresh.save_pretrained(out, safe_serialization=True)
