@@ -11,12 +11,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from rmteach.evaluate.forecast import gold_rate_per_prompt, normalize, proxy_signal
-
-
-def within_rms(z: np.ndarray) -> float:
-    """sqrt of the mean over prompts of the within-prompt variance (ddof=1) of z: the advantage's scale."""
-    return float(np.sqrt(np.mean(np.var(z, axis=1, ddof=1))))
+from rmteach.evaluate.forecast import gold_rate_per_prompt, normalize, proxy_signal, within_rms
 
 
 def _softmax(theta: np.ndarray) -> np.ndarray:

@@ -82,8 +82,14 @@ def test_report_states_the_trainer_and_warns_without_one():
 import numpy as np  # noqa: E402
 
 from rmteach.evaluate.forecast import (  # noqa: E402
-    HACK_SHARE, HACK_SHARE_UNRESTRAINED, forecast_report, hacking_risk, normalize,
+    HACK_SHARE, HACK_SHARE_UNRESTRAINED, best_of_k_per_prompt, forecast_report, normalize,
 )
+from rmteach.evaluate.forecast import hacking_risk as _hacking_risk  # noqa: E402
+
+
+def hacking_risk(r, gn, gold_lift, *, unrestrained):
+    """The risk of an RM with rewards r: its mean best-of-K lift, as `forecast_report` passes it."""
+    return _hacking_risk(float(best_of_k_per_prompt(r, gn).mean()), gold_lift, unrestrained=unrestrained)
 
 
 def _blocks(rewards, gold, scale_free):

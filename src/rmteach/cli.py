@@ -187,11 +187,9 @@ def _run(args: argparse.Namespace) -> int:
 
         run_build(Path(args.out), seed=args.seed, preset=args.preset, overwrite=args.overwrite)
     elif args.command == "world":
-        from .world.build import PRESETS, build_real
+        from .world.build import build_real
 
-        if args.preset not in PRESETS:
-            raise UserError(f"unknown --preset '{args.preset}' (allowed: {', '.join(PRESETS)})")
-        build_real(Path(args.out), seed=args.seed, overwrite=args.overwrite)
+        build_real(Path(args.out), preset=args.preset, seed=args.seed, overwrite=args.overwrite)
     elif args.command == "theory":
         from .theory import experiments as theory
 

@@ -12,13 +12,14 @@ from ..core.config import Strict, read_yaml
 
 class TrainerAssumption(Strict):
     """The trainer the forecast assumes: the optimization settings of a `rmteach train` block (same names and
-    defaults, `tests/test_trainer_forecast.py` checks they agree); `study` fills it from its train block."""
+    defaults, `tests/test_trainer_assumption.py` checks they agree); `study` fills it from its train block."""
 
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw (TRL's default) or plain sgd")
     learning_rate: float = Field(1e-6, gt=0.0, description="peak learning rate")
     max_grad_norm: float = Field(1.0, ge=0.0, description="gradient clipping (0 disables)")
     kl_coef: float = Field(0.05, ge=0.0, description="KL coefficient to the initial policy")
-    steps: int = Field(20, ge=1, description="optimizer steps: the horizon of the lookahead")
+    steps: int = Field(20, ge=1, description="optimizer steps (stated in the report; the rate does not depend on "
+                       "them, and the lookahead keeps its own lookahead_steps)")
     rloo_normalize_advantages: bool = Field(False, description="RLOO: advantages divided by their batch std")
 
     @property

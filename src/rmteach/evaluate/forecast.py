@@ -44,9 +44,10 @@ paper's reward variance, for RLOO), so a scale-free step follows z / S (`proxy_s
 an RM's rate per unit of step, where plain SGD's is per unit of learning rate. Low variance spread evenly over
 prompts costs nothing (it is divided out); low variance on some prompts still costs (the paper's `gt_lowvar`:
 half its prompts are flat, and the step goes to the other half), and disagreement with the ground truth costs
-as before. Measured over the regime grid (README): AdamW cells' Spearman with gold_auc rose from 0.74-0.93
-(plain `gold_rate`) to 0.98 with the normalization; SGD cells keep the plain rate, which ranks them better.
-The KL penalty and the number of steps enter the lookahead only (the KL term's gradient is zero at the start).
+as before. Measured over the regime grid (README): AdamW cells' Spearman with gold_auc rose from 0.71-0.93
+(plain `gold_rate`) to 0.976-1.000 with the normalization; SGD cells keep the plain rate, which ranks them
+better. The learning rate rescales every RM alike, and the KL term's gradient is zero at the start, so neither
+changes the rate; the KL coefficient enters the hacking risk's threshold only.
 
 **Hacking risk** (`hacking_risk`): the RM's best-of-K gold lift as a share of the ground truth's own, under a
 threshold that is higher for a scale-free step without a KL penalty (it moves the policy furthest).
@@ -260,7 +261,7 @@ def check_shapes(r: np.ndarray, g: np.ndarray, names: Sequence[str]) -> None:
         raise ValueError(f"{'/'.join(names)}: expected rewards of the same shape (n, K>=2), got {r.shape}, {g.shape}")
 
 
-def hacking_risk(r: np.ndarray, gn: np.ndarray, gold_lift: float, *, unrestrained: bool) -> dict[str, Any]:
+def hacking_risk(lift: float, gold_lift: float, *, unrestrained: bool) -> dict[str, Any]:
     """Whether training on this RM risks ending below the policy's start on the ground truth.
 
     The RM's best-of-K gold lift as a share of the ground truth's own (how much of the best response the RM
@@ -273,7 +274,7 @@ def hacking_risk(r: np.ndarray, gn: np.ndarray, gold_lift: float, *, unrestraine
     "Hacking risk"; `scripts/regime_grid.py`).
     """
     threshold = HACK_SHARE_UNRESTRAINED if unrestrained else HACK_SHARE
-    share = float(best_of_k_per_prompt(r, gn).mean() / gold_lift) if gold_lift > 0 else None
+    share = float(lift / gold_lift) if gold_lift > 0 else None
     return {"best_of_k_share": share, "threshold": threshold,
             "flag": bool(share is not None and share < threshold)}
 
@@ -316,7 +317,8 @@ def forecast_report(
         z = proxy_signal(r, group=group, scale_free=scale_free)[:m]  # over all the RM's samples, as the trainer
         per[name] = per_prompt_forecasts(z, gn, r[:m], steps=steps, step_size=step_size)
         blocks[name] = {**summarize(per[name], idx),
-                        "hacking_risk": hacking_risk(r[:m], gn, gold_lift, unrestrained=scale_free and kl_coef == 0),
+                        "hacking_risk": hacking_risk(float(per[name]["best_of_k_gold_lift"].mean()), gold_lift,
+                                                     unrestrained=scale_free and kl_coef == 0),
                         "gradient_alignment": {"value": float(gradient[name])} if gradient and name in gradient
                         else None}
     if primary == "gradient_alignment":

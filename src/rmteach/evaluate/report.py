@@ -260,7 +260,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += ["", trainer_line(report)] if trainer_line(report) else []
+    trainer = trainer_line(report)
+    lines += ["", trainer] if trainer else []
     header, rows = concentration_rows(report, row_order(report))
     lines += ["", "Where the signal sits: the share of each RM's reward variance (summed over prompts) held by its "
               "highest-variance prompts; per-prompt values in `prompts.parquet`.", "",
@@ -288,8 +289,9 @@ def print_summary(report: dict[str, Any]) -> None:
         where.add_row(*r)
     out = result_console()
     out.print(table)
-    if trainer_line(report):
-        out.print(trainer_line(report), highlight=False)
+    trainer = trainer_line(report)
+    if trainer:
+        out.print(trainer, highlight=False)
     out.print(where)
     out.print(verdict(report), highlight=False)
 

@@ -159,17 +159,20 @@ def _policy(root: Path) -> dict[str, Any]:
     return info
 
 
-def build_real(out: str | Path, *, seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
+def build_real(out: str | Path, *, preset: str = "real", seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
     """`rmteach world build --preset real`: build the real world into `out`; return its manifest.
 
     Arguments:
         out: the world's folder (created; a build of the same world there is finished, its policy kept).
+        preset: one of `PRESETS` (only `real` so far).
         seed: seed of the prompt sets and of the low-variance RM's prompt choice (>= 0).
         overwrite: replace a different world in `out` (only what a world build wrote).
 
     Returns:
         The manifest (also written to `out/manifest.json`).
     """
+    if preset not in PRESETS:
+        raise UserError(f"unknown --preset '{preset}' (allowed: {', '.join(PRESETS)})")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UserError(f"--seed must be an integer >= 0 (got {seed})")
     require()  # before anything is written: one line naming what to install
