@@ -1,8 +1,9 @@
-"""LoRA through peft for `rmteach train`: the config block, the peft check, peft's `LoraConfig`, the merged save.
+"""LoRA through peft for `rmteach train` and `rmteach rm train`: the policy's config block, the peft check,
+peft's `LoraConfig`, and the save of a trained model (adapters merged).
 
 peft is optional (`pip install 'rmteach[lora]'`) and imported only inside the functions that need it, so a
 config without `lora` never touches it. (`rmteach rm train` keeps its own `LoraSettings`, with defaults for
-reward models.)
+reward models; `peft_config` and `save_trained` serve both.)
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def require_peft() -> None:
         raise UserError(PEFT_MISSING) from None
 
 
-def peft_config(lora: PolicyLora | None, task_type: str = "CAUSAL_LM") -> Any:
-    """peft's `LoraConfig` for these settings, or None without `lora`. peft unusable -> `UserError`."""
+def peft_config(lora: Any, task_type: str = "CAUSAL_LM") -> Any:
+    """peft's `LoraConfig` for these settings (a `PolicyLora` or rm's `LoraSettings`: r, alpha, dropout,
+    target_modules), or None without `lora`. peft unusable -> `UserError`."""
     if lora is None:
         return None
     require_peft()
@@ -70,8 +72,13 @@ def trainable_parameters(model_path: str, lora: PolicyLora, *, trust_remote_code
     return wrapped.get_nb_trainable_parameters()
 
 
-def save_merged(peft_model: Any, tok: Any, path: Path) -> None:
-    """Merge the adapters into the weights and save a plain HF folder (no adapter files) with the tokenizer."""
-    merged = peft_model.merge_and_unload()
-    merged.save_pretrained(str(path))
-    tok.save_pretrained(str(path))
+def save_trained(trainer: Any, tok: Any, path: Path, *, merge: bool, is_main: bool) -> None:
+    """Save a TRL trainer's model as a plain HF folder; with LoRA (`merge`) the adapters are merged into the
+    weights first (no adapter files) and the main process writes it with the tokenizer."""
+    if not merge:
+        trainer.save_model(str(path))  # every process takes part (sharded weights); the main one writes
+        return
+    if is_main:
+        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        merged.save_pretrained(str(path))
+        tok.save_pretrained(str(path))

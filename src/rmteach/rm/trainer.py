@@ -25,6 +25,7 @@ from ..core.config import to_plain
 from ..core.data import write_jsonl
 from ..core.errors import UserError
 from ..core.hf import check_vocab, cpu_threads, from_pretrained, load_tokenizer, load_weights, max_positions, quiet
+from ..core.lora import peft_config, save_trained
 from ..core.metrics import offpolicy_accuracy
 from ..core import run_dir
 from ..core.progress import console, progress_bar
@@ -95,19 +96,6 @@ def reward_config(cfg: RMTrainConfig, out: Path, steps: int, *, evaluates: bool)
     return trl_config(RewardConfig, kwargs, gradient_checkpointing=cfg.gradient_checkpointing, trl_args=cfg.trl_args)
 
 
-def lora_config(cfg: RMTrainConfig) -> Any:
-    """peft's `LoraConfig` for a sequence classifier (its head trained in full), or None without `lora`."""
-    if cfg.lora is None:
-        return None
-    try:
-        from peft import LoraConfig
-    except ImportError:
-        raise UserError("lora needs the peft package: pip install 'rmteach[lora]'") from None
-    lo = cfg.lora
-    return LoraConfig(task_type="SEQ_CLS", r=lo.r, lora_alpha=lo.alpha, lora_dropout=lo.dropout,
-                      target_modules=lo.target_modules)
-
-
 def clear(out: Path, *, remove_empty: bool = False) -> None:
     """Delete what an earlier `rm train` wrote in `out` (its manifest's names only: a folder holding anything
     else is refused); then `out` itself if asked and empty."""
@@ -135,7 +123,7 @@ def run_rm_train(cfg: RMTrainConfig, out: str | Path, *, resume: bool = False,
     # 1. Data, base model, TRL settings: everything checkable before weights load or `out` changes.
     mix = prepare_mix(cfg)
     new_head = needs_new_head(cfg.base_model)
-    lora = lora_config(cfg)
+    lora = peft_config(cfg.lora, "SEQ_CLS")  # a sequence classifier: its head is trained in full
     world = int(os.environ.get("WORLD_SIZE", "1"))
     probe = reward_config(cfg, out, cfg.steps(len(mix.train), world), evaluates=bool(mix.held_out))  # settings
     io.claim_out_dir(out, MARKER, to_plain(cfg), overwrite, "rm train")
@@ -215,7 +203,7 @@ def _train(cfg: RMTrainConfig, out: Path, args: Any, model: Any, tok: Any, train
     t_done = time.perf_counter()
 
     # 5. The model folder `evaluate`, `train` and `study` take as it is; the held-out accuracy it gives.
-    _save(trainer, tok, out / MODEL, merge=lora is not None, is_main=is_main)
+    save_trained(trainer, tok, out / MODEL, merge=lora is not None, is_main=is_main)
     _barrier(args)
     if not is_main:
         return {"status": "finished", "out": str(out)}
@@ -229,17 +217,6 @@ def _train(cfg: RMTrainConfig, out: Path, args: Any, model: Any, tok: Any, train
     acc = f"held-out accuracy {held['accuracy']:.3f} on {held['pairs']} pairs; " if held["pairs"] else ""
     console().print(f"trained {steps} steps: {acc}wrote {out / MODEL} and {out / METRICS}")
     return summary
-
-
-def _save(trainer: Any, tok: Any, path: Path, *, merge: bool, is_main: bool) -> None:
-    """Save the trained RM as a plain HF folder; LoRA adapters are merged into the weights first."""
-    if not merge:
-        trainer.save_model(str(path))  # every process takes part (sharded weights); the main one writes
-        return
-    if is_main:
-        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-        merged.save_pretrained(str(path))
-        tok.save_pretrained(str(path))
 
 
 def held_out_accuracy(model_dir: Path, rows: list[dict], cfg: RMTrainConfig, device: str) -> dict[str, Any]:

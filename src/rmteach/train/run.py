@@ -24,7 +24,7 @@ from ..core.config import to_plain
 from ..core.data import Prompt, load_prompts
 from ..core.errors import ItemError, UserError, first_line
 from ..core.hf import check_context, cpu_threads, load_causal_lm, quiet, torch_dtype
-from ..core.lora import peft_config
+from ..core.lora import peft_config, save_trained
 from ..core.metrics import Normalization
 from ..core.progress import console, progress_bar
 from ..core.trl import quiet_third_party, use_cpu
@@ -34,7 +34,7 @@ from .evaluator import Evaluator
 from .normalization import fit_initial_normalization, normalization_from_report
 from .plan import check_inputs, plan, print_plan
 from .rewards import TrainingStopped, gold_reward, proxy_reward
-from .trainer import build_trl_config, save_final, tidy_callbacks, train_dataset, trainer_class
+from .trainer import build_trl_config, tidy_callbacks, train_dataset, trainer_class
 
 SCHEMA = "rmteach.train/1"
 
@@ -256,7 +256,7 @@ def _train(s: _Start, m: _Loaded) -> dict[str, Any]:
     t_done = time.perf_counter()
 
     # 5. The final policy, then the marker that says the run is whole.
-    save_final(trainer, tok, out / "final", lora=cfg.lora is not None, is_main=s.is_main)
+    save_trained(trainer, tok, out / "final", merge=cfg.lora is not None, is_main=s.is_main)
     history = run_dir.read_metrics(out / run_dir.METRICS) if s.is_main else []
     loop = t_done - t_train - callback.eval_seconds
     trained = s.steps - start_step

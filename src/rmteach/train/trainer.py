@@ -12,7 +12,6 @@ from typing import Any, Iterator
 from ..core.chat import as_turns
 from ..core.data import Prompt, extras_of
 from ..core.errors import UserError, first_line
-from ..core.lora import save_merged
 from ..core.trl import trl_config
 from .config import Layout, TrainConfig
 
@@ -130,15 +129,6 @@ def trainer_class(algorithm: str) -> type:
 
     Trainer.__name__ = Trainer.__qualname__ = base.__name__
     return Trainer
-
-
-def save_final(trainer: Any, tok: Any, path: Path, *, lora: bool, is_main: bool) -> None:
-    """Save the trained policy as a plain HF folder; with LoRA the adapters are merged into the weights first."""
-    if not lora:
-        trainer.save_model(str(path))  # every process takes part (sharded weights); the main one writes
-        return
-    if is_main:
-        save_merged(trainer.accelerator.unwrap_model(trainer.model), tok, path)
 
 
 def tidy_callbacks(trainer: Any, out: Path) -> None:
