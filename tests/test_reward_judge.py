@@ -81,6 +81,66 @@ def test_batch_size_padding_and_order_do_not_change_rewards(tiny, model):
     np.testing.assert_allclose(shuffled, one[perm], atol=1e-5)
 
 
+FEW_SHOT = [{"prompt": f"w{i} w{i + 1}", "response": f"w{i + 2} w{i + 3} w{i + 4}", "label": (" w3", " w7")[i % 2]}
+            for i in range(4)]  # ~40 tokens every text starts with
+
+
+def spy_lengths(rm) -> list[int]:
+    """Record the sequence length of every forward call of the judge's model from now on."""
+    seen, forward = [], rm.model.forward
+
+    def spy(*args, **kwargs):
+        seen.append(int(kwargs["input_ids"].shape[1]))
+        return forward(*args, **kwargs)
+
+    rm.model.forward = spy
+    return seen
+
+
+@pytest.mark.parametrize("model", ["policy_llama", "policy_gpt2"])
+@pytest.mark.parametrize("chat", [True, False])
+def test_the_few_shot_prefix_runs_once_and_gives_the_full_passes_rewards(tiny, model, chat):
+    rm = judge_rm(tiny, batch_size=3, model=model, examples=FEW_SHOT, chat=chat, labels=[" w3", " w7"])
+    assert rm.prefix is not None and len(rm.prefix.prefix) >= 16
+    seen = spy_lengths(rm)
+    got = rm.score(PROMPTS, RESPONSES)
+    longest = max(len(r) - len(rm.prefix.prefix) for r in rm._encode(PROMPTS, RESPONSES))
+    assert seen and max(seen) == longest  # only the pairs' own tokens ran, never the prefix again
+    rm.prefix = None  # the full pass, whole texts
+    np.testing.assert_allclose(got, rm.score(PROMPTS, RESPONSES), atol=1e-5)
+    if model == "policy_llama" and not chat:  # and by hand, one unpadded sequence per text
+        shots = "".join(f"w0 {e['prompt']} w11 {e['response']} w10{e['label']}\n\n" for e in FEW_SHOT)
+        w3, w7 = vocab_id(tiny, "w3"), vocab_id(tiny, "w7")
+        for i, (p, r) in enumerate(zip(PROMPTS, RESPONSES)):
+            lp = next_logprobs(tiny, f"{shots}w0 {p} w11 {r} w10")
+            assert got[i] == pytest.approx(lp[w3] - lp[w7], abs=1e-5)
+    rm.close()
+
+
+def test_rows_cut_on_the_left_take_the_full_pass_beside_covered_rows_in_one_batch(tiny):
+    responses = RESPONSES[:4] + [" ".join(f"w{i % 12}" for i in range(40))]  # the last one is cut on the left
+    full = judge_rm(tiny, batch_size=5, examples=FEW_SHOT, chat=False, labels=[" w3", " w7"])
+    rm = judge_rm(tiny, batch_size=5, examples=FEW_SHOT, chat=False, labels=[" w3", " w7"], max_length=60)
+    rows = rm._encode(PROMPTS, responses)
+    covered = [rm.prefix.covers(r) for r in rows]
+    assert covered == [True] * 4 + [False] and len(rows[-1]) == 60
+    got = rm.score(PROMPTS, responses)
+    np.testing.assert_allclose(got[:4], full.score(PROMPTS[:4], responses[:4]), atol=1e-5)
+    rm.prefix = None
+    np.testing.assert_allclose(got, rm.score(PROMPTS, responses), atol=1e-5)
+
+
+def test_a_prefix_pass_that_disagrees_with_the_full_pass_is_not_used(tiny, monkeypatch):
+    from rmteach.backends import prefix_cache
+
+    labels = [" w3", " w7"]
+    assert judge_rm(tiny, examples=FEW_SHOT, labels=labels).prefix is not None
+    monkeypatch.setattr(prefix_cache.PrefixCache, "last_logits", lambda self, rows: torch.zeros(len(rows), 20))
+    rm = judge_rm(tiny, examples=FEW_SHOT, labels=labels)
+    assert rm.prefix is None  # the probe's rewards differ: every row takes the full pass
+    assert judge_rm(tiny).prefix is None  # without examples the texts share under 16 tokens
+
+
 def test_the_cache_key_holds_the_judge_settings_but_not_the_batch_size(tiny):
     def key(batch_size=16, **judge):
         block = {"path": str(tiny["policy_llama"]), "template": TEMPLATE, "labels": ["w3", "w7"], **judge}

@@ -16,7 +16,10 @@ Design (the config block is `rmteach.core.blocks.JudgeConfig`):
    probabilities renormalised over the label tokens.
 5. One forward pass per batch: length-sorted batches (`Batches`: a fixed size, or auto halving at each
    out-of-memory), left padding, position ids counted over real tokens only, so a pair's reward does not depend
-   on its batch-mates beyond float rounding; `plan()` exposes the batches for sharding over processes.
+   on its batch-mates beyond float rounding; `plan()` exposes the batches for sharding over processes. The
+   few-shot prefix every text shares is run once and its keys and values reused (`backends.prefix_cache`;
+   checked against the full pass on a probe at load), so a batch costs its pairs' own tokens only; the LM head
+   runs on the last position only.
    Texts longer than `max_length` (or the model's positions) lose their start: the end, where the answer is
    read, stays.
 
@@ -42,6 +45,7 @@ from ..core.blocks import JudgeConfig, RewardModelConfig
 from ..core.chat import prompt_text
 from ..core.errors import ItemError, UserError, first_line
 from ..core.hf import check_vocab, load_tokenizer, load_weights, max_positions, quiet, torch_dtype
+from .prefix_cache import PrefixCache, common_prefix, keeps_last_logits
 from .reward_hf import Batches, LengthBatched, pad_rows
 from .reward_http import HTTPRewardModel, expand_headers, gather_or_cancel
 
@@ -151,6 +155,8 @@ class JudgeRewardModel(LengthBatched):
         except Exception as e:  # noqa: BLE001 - jinja's errors are the judge's template's
             raise UserError(f"{what}: its chat template fails ({type(e).__name__}: {first_line(e)}); set "
                             "judge.chat: false for plain text") from e
+        self._keep = keeps_last_logits(self.model)
+        self.prefix = self._prefix_cache()
 
     def texts(self, prompts: Sequence[Any], completions: Sequence[str]) -> list[str]:
         """The texts the judge reads, one per pair: few-shot examples, then the question."""
@@ -168,15 +174,48 @@ class JudgeRewardModel(LengthBatched):
         return self.tokenizer(self.texts(prompts, completions), add_special_tokens=not self.chat, truncation=True,
                               max_length=self.max_length)["input_ids"]
 
-    def _forward(self, rows: list[list[int]]) -> np.ndarray:
+    def _prefix_cache(self) -> PrefixCache | None:
+        """The few-shot prefix every pair's text starts with, run once (`backends.prefix_cache`); None when the
+        texts share under 16 tokens, or when the cached pass does not give the full pass's reward on a probe
+        (a model whose cache cannot be copied or extended this way): every row then takes the full pass."""
         torch = self._torch
+        yes, no = self.judge.labels[0], self.judge.labels[1]  # distinct first tokens in any vocabulary (checked)
+        a, b, probe = self._encode([yes, no, f"{no} {yes}"], [yes, no, f"{yes} {no}"])
+        prefix = common_prefix(a, b)
+        if len(prefix) < 16:
+            return None
+        try:
+            with torch.inference_mode():
+                cache = PrefixCache(self.model, prefix, self.tokenizer.pad_token_id)
+                if not cache.covers(probe):
+                    return None
+                full, cached = self._rewards(self._full_logits([probe])), self._rewards(cache.last_logits([probe]))
+        except (TypeError, AttributeError, ValueError, RuntimeError, NotImplementedError):
+            return None
+        return cache if abs(float(full[0] - cached[0])) <= 1e-3 * max(1.0, abs(float(full[0]))) else None
+
+    def _full_logits(self, rows: list[list[int]]) -> Any:
+        """(B, V) next-token logits after each row, from one pass over the whole rows."""
         batch, mask = pad_rows(rows, self.tokenizer.pad_token_id, left=True)  # (B, T), left padded
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T): real tokens count from 0 whatever the padding
-        logits = self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device),
-                            position_ids=pos.to(self.device)).logits[:, -1, :]  # (B, V): the next token
+        return self.model(input_ids=batch.to(self.device), attention_mask=mask.to(self.device),
+                          position_ids=pos.to(self.device), **self._keep).logits[:, -1, :]  # (B, V): the next token
+
+    def _rewards(self, logits: Any) -> np.ndarray:
+        torch = self._torch
         labels = torch.tensor(self.label_ids, device=logits.device)
         logp = torch.log_softmax(logits.float(), dim=-1)[:, labels]  # (B, L)
         return reward_from_logprobs(logp.cpu().double().numpy(), self.judge.values)
+
+    def _forward(self, rows: list[list[int]]) -> np.ndarray:
+        out = np.empty(len(rows), dtype=np.float64)
+        hit = [i for i, r in enumerate(rows) if self.prefix is not None and self.prefix.covers(r)]
+        miss = sorted(set(range(len(rows))) - set(hit))
+        if hit:
+            out[hit] = self._rewards(self.prefix.last_logits([rows[i] for i in hit]))
+        if miss:
+            out[miss] = self._rewards(self._full_logits([rows[i] for i in miss]))
+        return out
 
 
 def label_logprobs(top: Any, labels: Sequence[str]) -> np.ndarray | None:
