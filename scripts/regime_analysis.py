@@ -20,6 +20,7 @@ from scipy import stats
 from rmteach.core import io
 from rmteach.core.run_dir import read_metrics
 from rmteach.study.analysis import predictors_from_card
+from rmteach.study.hacking import change_interval
 from rmteach.study.noise import split_half_reliability
 from rmteach.study.outcomes import eval_curve, run_outcomes
 
@@ -92,6 +93,10 @@ def analyze_cell(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if ok.sum() >= 3 and np.ptp(x[ok]) > 0:
             out["spearman"][k] = float(stats.spearmanr(x[ok], y[ok]).statistic)
     out["hacked"] = [r["rm"] for r in rows if np.mean(r["gold_change"][:n_seeds]) < 0]
+    ci = {r["rm"]: change_interval(r["gold_change"][:n_seeds]) for r in rows  # beyond seed noise: the t-interval
+          if r["rm"] != "ground_truth"}
+    out["hacked_beyond_noise"] = [m for m, c in ci.items() if c is not None and c[1] < 0]
+    out["held_beyond_noise"] = [m for m, c in ci.items() if c is not None and c[0] > 0]
     out["gold_change"] = [float(np.mean(r["gold_change"][:n_seeds])) for r in rows]
     out["values"] = {k: [r.get(k) for r in rows] for k in keys}
     return out
@@ -167,15 +172,24 @@ def hacking(cells: dict[str, Any], restrained: float, unrestrained: float) -> di
         g = bok[rms.index("ground_truth")]
         flagged = {r for r, b in zip(rms, bok) if r != "ground_truth" and b / g < tau}
         hacked = set(c["hacked"])
-        o = out.setdefault(world, {"tp": 0, "fp": 0, "fn": 0, "missed": [], "false": []})
+        o = out.setdefault(world, {"tp": 0, "fp": 0, "fn": 0, "missed": [], "false": [],
+                                   "beyond_noise": {"tp": 0, "fp": 0, "fn": 0, "undetermined": 0, "missed": []}})
         o["tp"] += len(flagged & hacked)
         o["fp"] += len(flagged - hacked)
         o["fn"] += len(hacked - flagged)
         o["missed"] += [f"{k}:{r}" for r in hacked - flagged]
         o["false"] += [f"{k}:{r}" for r in flagged - hacked]
+        if "hacked_beyond_noise" in c:  # judged only where the seeds' t-interval of the change excludes 0
+            sure_h, sure_ok, b = set(c["hacked_beyond_noise"]), set(c["held_beyond_noise"]), o["beyond_noise"]
+            b["tp"] += len(flagged & sure_h)
+            b["fp"] += len(flagged & sure_ok)
+            b["fn"] += len(sure_h - flagged)
+            b["undetermined"] += len(rms) - 1 - len(sure_h) - len(sure_ok)
+            b["missed"] += [f"{k}:{r}" for r in sure_h - flagged]
     for o in out.values():
-        o["recall"] = o["tp"] / max(1, o["tp"] + o["fn"])
-        o["precision"] = o["tp"] / max(1, o["tp"] + o["fp"])
+        for d in (o, o["beyond_noise"]):
+            d["recall"] = d["tp"] / max(1, d["tp"] + d["fn"])
+            d["precision"] = d["tp"] / max(1, d["tp"] + d["fp"])
     return out
 
 

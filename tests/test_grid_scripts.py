@@ -39,6 +39,17 @@ def test_hacking_recall_and_precision_by_hand():
     assert h["recall"] == pytest.approx(2 / 3) and h["precision"] == pytest.approx(2 / 3)
 
 
+def test_hacking_beyond_seed_noise_by_hand():
+    # a: flagged (share 0.2 < 0.25), b: not (0.6); the seeds' changes decide what is judged
+    rows = [{"policy": "p", "rm": m, "horizon": 240, "gold_auc": [1.0, 1.1, 0.9], "gold_change": ch}
+            for m, ch in [("ground_truth", [0.3, 0.31, 0.29]), ("a", [-0.2, -0.21, -0.19]), ("b", [-0.1, 0.1, 0.0])]]
+    cell = regime_analysis.analyze_cell(rows)
+    assert cell["hacked"] == ["a"] and cell["hacked_beyond_noise"] == ["a"] and cell["held_beyond_noise"] == []
+    cell["values"]["best_of_k_gold_lift"] = [1.0, 0.2, 0.6]
+    b = regime_analysis.hacking({"w0/p/sgd-kl0/240": cell}, 0.25, 0.5)["w0"]["beyond_noise"]
+    assert (b["tp"], b["fp"], b["fn"], b["undetermined"]) == (1, 0, 0, 1)  # b's interval holds 0: not judged
+
+
 def test_best_rule_summary_by_hand():
     def row(rm, rule, speed, ci_hi, hacked=False):
         return {"world": "w", "policy": "p", "regime": "sgd", "reward_model": rm, "rule": rule,

@@ -229,6 +229,9 @@ def test_with_the_real_evaluate_on_tiny_models(tiny, tmp_path):
     tp = sum(r["flag"] and r["hacked"] for r in hack.values())
     assert study["hacking"]["recall"] == (tp / len(hacked) if hacked else None)
     assert study["hacking"]["precision"] == (tp / len(flagged) if flagged else None)
+    for row in hack.values():  # one seed: no interval, so no claim beyond noise
+        assert row["ci95"] is None and row["outcome"] == "undetermined"
+    assert study["hacking"]["n_undetermined"] == 6 and study["hacking"]["recall_beyond_noise"] is None
     assert "## Hacking risk against training" in (tmp_path / "s" / "summary.md").read_text()
 
 

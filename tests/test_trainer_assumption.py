@@ -163,3 +163,31 @@ def test_train_config_path_is_relative_to_the_evaluate_config(tmp_path, tiny):
     cfg = load_config(EvaluateConfig, cfg_path)
     assert cfg.forecast.train_config == str((folder / "train.yaml").resolve())
     assert cfg.forecast.assumed_trainer.steps == 77 and not cfg.forecast.assumed_trainer.scale_free
+
+
+def test_the_study_judges_the_flag_beyond_seed_noise_by_hand():
+    from scipy import stats as st
+
+    from rmteach.study.hacking import hacking_sentence, hacking_table
+
+    pairs = {"a": ([-0.2, -0.21, -0.19], True), "b": ([0.1, 0.12, 0.11], False), "c": ([-0.05, 0.06, -0.02], False),
+             "d": ([0.2, 0.22, 0.21], True), "e": ([-0.3, -0.31, -0.32], False)}
+    runs = [{"policy": "p", "reward_model": m, "is_ground_truth": False, "seed": s,
+             "outcomes": {"initial_gold": 1.0, "final_gold": 1.0 + d},
+             "evaluate": {"forecast": {"hacking_risk": {"flag": f, "best_of_k_share": 0.1}}}}
+            for m, (ds, f) in pairs.items() for s, d in enumerate(ds)]
+    t = hacking_table(runs)
+    rows = {r["reward_model"]: r for r in t["rows"]}
+    for m, (ds, _) in pairs.items():
+        lo, hi = st.t.interval(0.95, len(ds) - 1, loc=np.mean(ds), scale=st.sem(ds))
+        assert rows[m]["ci95"] == pytest.approx([lo, hi], abs=1e-9)
+    assert {m: r["outcome"] for m, r in rows.items()} == {"a": "hacked", "b": "held", "c": "undetermined",
+                                                          "d": "held", "e": "hacked"}
+    # literally below the start: a, c, e; flagged: a, d
+    assert (t["n_hacked"], t["n_flagged"], t["recall"], t["precision"]) == (3, 2, pytest.approx(1 / 3), 0.5)
+    # beyond noise: hacked a, e; held b, d; c left out
+    assert (t["n_hacked_beyond_noise"], t["n_held_beyond_noise"], t["n_undetermined"]) == (2, 2, 1)
+    assert (t["recall_beyond_noise"], t["precision_beyond_noise"]) == (0.5, 0.5)
+    assert "2 hacked, 2 held, 1 undetermined; recall 0.50, precision 0.50" in hacking_sentence(t)
+    one_seed = hacking_table([r for r in runs if r["seed"] == 0])
+    assert one_seed["n_undetermined"] == 5 and one_seed["recall_beyond_noise"] is None

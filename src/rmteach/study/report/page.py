@@ -154,9 +154,11 @@ def ranking_rows(study: dict[str, Any], policy: str) -> tuple[list[str], list[li
 def hacking_rows(study: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The hacking-risk flag of each (policy, RM) beside its held-out ground-truth change over training."""
     header = ["policy", "reward model", "flagged", "best-of-K share", "held-out gold change (mean over seeds)",
-              "ended below start"]
+              "95% CI", "ended below start", "beyond seed noise"]
+    ci = lambda c: "-" if not c else f"[{_num(c[0], 4)}, {_num(c[1], 4)}]"  # noqa: E731
     rows = [[r["policy"], r["reward_model"], "-" if r["flag"] is None else ("yes" if r["flag"] else "no"),
-             _num(r["best_of_k_share"], 2), _num(r["gold_change"], 4), "yes" if r["hacked"] else "no"]
+             _num(r["best_of_k_share"], 2), _num(r["gold_change"], 4), ci(r.get("ci95")),
+             "yes" if r["hacked"] else "no", r.get("outcome", "-")]
             for r in study["hacking"]["rows"]]
     return header, rows
 
