@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from helpers import run_cli, write_eval_config
-from rmteach.backends.rewards import load_reward_model
+from rmteach.backends.reward_judge import MEMO, JudgeRewardModel
+from rmteach.backends.rewards import apply_transform, load_reward_model
 from rmteach.core.blocks import RewardModelConfig
 from rmteach.core.config import validate
 from rmteach.evaluate.score_cache import score_key
@@ -73,10 +74,14 @@ def test_a_scale_is_the_expectation_of_values_with_few_shot_examples_in_plain_te
 # GPT-2's absolute positions would shift under left padding without position ids (Llama's RoPE is relative).
 @pytest.mark.parametrize("model", ["policy_llama", "policy_gpt2"])
 def test_batch_size_padding_and_order_do_not_change_rewards(tiny, model):
-    one = judge_rm(tiny, batch_size=1, model=model).score(PROMPTS, RESPONSES)  # no padding at all
-    many = judge_rm(tiny, batch_size=5, model=model).score(PROMPTS, RESPONSES)  # 5 to 13 tokens padded together
+    def fresh(batch_size):  # the memo would hand back the first judge's rewards: each judge computes its own
+        MEMO.clear()
+        return judge_rm(tiny, batch_size=batch_size, model=model)
+
+    one = fresh(1).score(PROMPTS, RESPONSES)  # no padding at all
+    many = fresh(5).score(PROMPTS, RESPONSES)  # 5 to 13 tokens padded together
     perm = [3, 0, 4, 2, 1]
-    shuffled = judge_rm(tiny, batch_size=2, model=model).score([PROMPTS[i] for i in perm], [RESPONSES[i] for i in perm])
+    shuffled = fresh(2).score([PROMPTS[i] for i in perm], [RESPONSES[i] for i in perm])
     np.testing.assert_allclose(many, one, atol=1e-5)
     np.testing.assert_allclose(shuffled, one[perm], atol=1e-5)
 
@@ -100,6 +105,7 @@ def spy_lengths(rm) -> list[int]:
 @pytest.mark.parametrize("model", ["policy_llama", "policy_gpt2"])
 @pytest.mark.parametrize("chat", [True, False])
 def test_the_few_shot_prefix_runs_once_and_gives_the_full_passes_rewards(tiny, model, chat):
+    MEMO.clear()
     rm = judge_rm(tiny, batch_size=3, model=model, examples=FEW_SHOT, chat=chat, labels=[" w3", " w7"])
     assert rm.prefix is not None and len(rm.prefix.prefix) >= 16
     seen = spy_lengths(rm)
@@ -107,6 +113,7 @@ def test_the_few_shot_prefix_runs_once_and_gives_the_full_passes_rewards(tiny, m
     longest = max(len(r) - len(rm.prefix.prefix) for r in rm._encode(PROMPTS, RESPONSES))
     assert seen and max(seen) == longest  # only the pairs' own tokens ran, never the prefix again
     rm.prefix = None  # the full pass, whole texts
+    MEMO.clear()  # (else the judge reads back what it just judged)
     np.testing.assert_allclose(got, rm.score(PROMPTS, RESPONSES), atol=1e-5)
     if model == "policy_llama" and not chat:  # and by hand, one unpadded sequence per text
         shots = "".join(f"w0 {e['prompt']} w11 {e['response']} w10{e['label']}\n\n" for e in FEW_SHOT)
@@ -124,9 +131,12 @@ def test_rows_cut_on_the_left_take_the_full_pass_beside_covered_rows_in_one_batc
     rows = rm._encode(PROMPTS, responses)
     covered = [rm.prefix.covers(r) for r in rows]
     assert covered == [True] * 4 + [False] and len(rows[-1]) == 60
+    MEMO.clear()
     got = rm.score(PROMPTS, responses)
+    MEMO.clear()  # max_length is in the judge block, so `full`'s memo key differs anyway
     np.testing.assert_allclose(got[:4], full.score(PROMPTS[:4], responses[:4]), atol=1e-5)
     rm.prefix = None
+    MEMO.clear()
     np.testing.assert_allclose(got, rm.score(PROMPTS, responses), atol=1e-5)
 
 
@@ -139,6 +149,44 @@ def test_a_prefix_pass_that_disagrees_with_the_full_pass_is_not_used(tiny, monke
     rm = judge_rm(tiny, examples=FEW_SHOT, labels=labels)
     assert rm.prefix is None  # the probe's rewards differ: every row takes the full pass
     assert judge_rm(tiny).prefix is None  # without examples the texts share under 16 tokens
+
+
+def test_a_second_rm_with_the_same_judge_reads_the_first_ones_rewards_and_applies_its_transform(tiny, monkeypatch):
+    """The real world's `judge_lowvar` and ground truth: one judge block, scored one after the other as `evaluate`
+    scores them (the ground truth on the first `limit` prompts only); the judge's forward runs once per pair."""
+    from rmteach.core.data import PreferencePair, Prompt
+    from rmteach.evaluate.report import EvalData
+    from rmteach.evaluate.run import score_one
+
+    calls: list[tuple[str, int]] = []  # (which RM ran the forward, rows)
+    forward = JudgeRewardModel._forward
+    monkeypatch.setattr(JudgeRewardModel, "_forward", lambda self, rows: calls.append((self.name, len(rows)))
+                        or forward(self, rows))
+    MEMO.clear()
+    prompts = [Prompt(id=str(i), text=p) for i, p in enumerate(PROMPTS)]
+    responses = [[r, RESPONSES[(i + 1) % 5], "w4 w4"] for i, r in enumerate(RESPONSES)]  # (5, 3)
+    pairs = [PreferencePair(id="0", prompt="w1", chosen="w2 w3", rejected="w5")]
+    data = EvalData(prompts=prompts, responses=responses, pairs=pairs)
+    block = {"path": str(tiny["policy_llama"]), "template": TEMPLATE, "labels": ["w3", "w7"]}
+    t = {"kind": "scale_fraction", "fraction": 0.5, "factor": 0.001, "seed": 1}
+    lowvar = score_one(RewardModelConfig(name="lowvar", judge=block, transform=t, batch_size=4), data, "cpu", "float32")
+    gold = score_one(RewardModelConfig(name="gold", judge=block, batch_size=2), data, "cpu", "float32", limit=3)
+    assert [c[0] for c in calls] == ["lowvar"] * len(calls) and sum(c[1] for c in calls) == 5 * 3 + 2
+    assert gold.onpolicy.shape == (3, 3) and np.ptp(gold.onpolicy) > 1e-3
+    scaled = apply_transform(np.ones(3), [p.text for p in prompts[:3]], RewardModelConfig(
+        name="x", judge=block, transform=t).transform)  # which of the 3 prompts the transform scales
+    assert set(scaled.tolist()) == {1.0, 0.001}
+    np.testing.assert_array_equal(lowvar.onpolicy[:3], gold.onpolicy * scaled[:, None])
+    # against a judge that computes everything itself (batches of one: no rounding from padding)
+    MEMO.clear()
+    own = judge_rm(tiny, batch_size=1)
+    np.testing.assert_allclose(gold.onpolicy.ravel(), own.score(
+        [p for p in PROMPTS[:3] for _ in range(3)], [r for row in responses[:3] for r in row]), atol=1e-5)
+    np.testing.assert_allclose([gold.chosen[0], gold.rejected[0]], own.score(["w1", "w1"], ["w2 w3", "w5"]), atol=1e-5)
+    # another judge block (other labels) does not read these rewards
+    calls.clear()
+    judge_rm(tiny, labels=["w7", "w3"]).score(PROMPTS, RESPONSES)
+    assert sum(c[1] for c in calls) == len(PROMPTS)
 
 
 def test_the_cache_key_holds_the_judge_settings_but_not_the_batch_size(tiny):

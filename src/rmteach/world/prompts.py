@@ -55,3 +55,34 @@ def rows(prompts: list[str], prefix: str) -> list[dict[str, str]]:
     [{'id': 'eval-0000', 'prompt': 'a'}]
     """
     return [{"id": f"{prefix}-{i:04d}", "prompt": p} for i, p in enumerate(prompts)]
+
+
+# A base model (Gemma-3-270M) has no chat template and, given the bare request, continues it as more
+# instructions. Its folder gets this plain-text format as its chat template instead (samplers, the trainer and
+# gradients all render prompts through it): one worked example (a mixed review, so that a positive one is
+# still something to learn), then `Request: ...` and the cue `Review:`. Generation stops at a blank line.
+BASE_EXAMPLE = (TEMPLATE.format(product="alarm clock", context="bought last month", opener="So far,"),
+                "So far, the alarm clock keeps good time and the display is easy to read. The buttons feel a "
+                "little cheap, though.")
+
+
+def jinja_literal(s: str) -> str:
+    """`s` as a Jinja string literal.
+
+    >>> jinja_literal('a "b"\\n')
+    '"a \\\\"b\\\\"\\\\n"'
+    """
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def base_template() -> str:
+    """The plain-text chat template of a base-model policy: BOS, the worked example, then each user turn as
+    `Request: ...`, each assistant turn as `Review: ...` and a blank line, a system turn as itself and a blank
+    line; the generation prompt is `Review:`."""
+    request, review = BASE_EXAMPLE
+    shot = jinja_literal(f"Request: {request}\nReview: {review}\n\n")
+    return ("{{ bos_token }}{{ " + shot + " }}{% for m in messages %}"
+            "{% if m['role'] == 'user' %}{{ 'Request: ' + m['content'] + '\\n' }}"
+            "{% elif m['role'] == 'assistant' %}{{ 'Review: ' + m['content'] + '\\n\\n' }}"
+            "{% else %}{{ m['content'] + '\\n\\n' }}{% endif %}{% endfor %}"
+            "{% if add_generation_prompt %}{{ 'Review:' }}{% endif %}")
