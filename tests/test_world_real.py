@@ -15,7 +15,7 @@ from rmteach.core.config import load_config, validate
 from rmteach.core.errors import UserError
 from rmteach.evaluate.config import EvaluateConfig
 from rmteach.world import build as world_build
-from rmteach.world import convert, deps, prompts, scorers
+from rmteach.world import convert, deps, prompts, rms, scorers
 
 ALL = list(deps.PACKAGES.values())
 
@@ -135,6 +135,7 @@ def test_build_files_with_stand_in(tmp_path, monkeypatch):
     monkeypatch.setattr(deps, "missing", lambda: [])
     monkeypatch.setattr(convert, "convert_smollm2",
                         lambda out: (convert.copy_weights(_tiny_llama(), out), {"source": "tiny"})[1])
+    monkeypatch.setattr(rms, "build_rms", lambda *a, **k: [])  # tests/test_world_rms.py builds them with stand-ins
     out = tmp_path / "w"
     manifest = world_build.build_real(out, seed=2)
     assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
@@ -159,12 +160,16 @@ def test_build_files_with_stand_in(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_build_real_world(tmp_path):
+def test_build_real_world(tmp_path, monkeypatch):
     if missing := deps.missing():
         pytest.skip(f"needs {', '.join(missing)} ({deps.INSTALL_HINT})")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # the Bradley-Terry RMs on a few pairs (the default sizes take ~15 minutes on 2 cores)
+    monkeypatch.setattr(rms, "SIZES", rms.Sizes(prompts=4, held_out_prompts=1, total=8, epochs=1.0, batch_size=4))
     manifest = world_build.build_real(tmp_path / "w", seed=0)
+    bt = [e for e in manifest["reward_models"] if e["role"] == "mixed"]
+    assert [e["name"] for e in bt] == [n for n, _ in rms.MIXES] and all(e["held_out_pairs"] > 0 for e in bt)
     d = tmp_path / "w" / "policies" / "smollm2"
     model = AutoModelForCausalLM.from_pretrained(d)
     tok = AutoTokenizer.from_pretrained(d)

@@ -7,7 +7,8 @@ Steps (everything offline: the weights and lexicons come from packages on the pa
 2. `data/`: the prompt sets, short product-review requests from word lists and the seed (`world.prompts`).
 3. The candidate RMs, as rmteach RM configs: `vader` (sentiment), `afinn` (summed word valence: repetition
    pays, the hackable one), `length` (words), and `judge_lowvar`, the paper's perfectly accurate low-variance RM
-   (the ground truth with a `scale_fraction` transform).
+   (the ground truth with a `scale_fraction` transform); and `bt_on100`, `bt_on50`, `bt_on0`, Bradley-Terry RMs
+   on MiniLM trained by `rm pairs` + `rm train` on on-/off-policy mixes labelled by the ground truth (`world.rms`).
 4. The ground truth: an LLM judge (`judge:` block) on SmolLM2 itself, asked a few-shot Yes/No question (a
    positive, fluent review that follows the request?). A 135M judge is a weak, stand-in ground truth: replace
    `ground_truth.judge.path` with a stronger instruct model where one is at hand; it is not one of the candidates.
@@ -30,6 +31,7 @@ from ..core.errors import UserError
 from ..core.progress import console
 from ..evaluate.config import EvaluateConfig
 from . import prompts as prompt_sets
+from . import rms
 from .deps import GGUF_FILE, require
 
 SCHEMA = "rmteach.world/1"
@@ -178,7 +180,8 @@ def build_real(out: str | Path, *, preset: str = "real", seed: int = 0, overwrit
     train, eval_ = prompt_sets.prompt_sets(N_TRAIN, N_EVAL, seed)
     write_jsonl(root / "data" / "prompts_train.jsonl", prompt_sets.rows(train, "train"))
     write_jsonl(root / "data" / "prompts_eval.jsonl", prompt_sets.rows(eval_, "eval"))
-    zoo = reward_models(seed)
+    zoo = reward_models(seed) + rms.build_rms(root, seed, policy=f"policies/{POLICY}", ground_truth=ground_truth(),
+                                              sampling=SAMPLING)
     cfg = evaluate_config(zoo)
     io.write_yaml(root / f"evaluate_{POLICY}.yaml", cfg, f"rmteach world build --preset real (seed {seed}): every "
                f"candidate RM on '{POLICY}'")

