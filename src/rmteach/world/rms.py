@@ -20,13 +20,14 @@ here: `MIXES`); this step does the same with rmteach's own `rm` commands, throug
    `rms/<name>/` (the RM itself is the HF folder `rms/<name>/model`); its held-out accuracy goes into the
    manifest entry.
 
-Sizing, measured (seed 0) on 2 CPU cores shared with other jobs (load 4-7): SmolLM2 sampled the 128 on-policy
-responses (48 tokens) in 552 s, the judge scored them in ~450 s and the 96 written reviews in 317 s (~3.5 s a
-response: it reads ~400 tokens, 330 of them the few-shot examples every response shares), and `rm train` ran 32
-steps (120 pairs x 4 epochs, batch 16) in 147-209 s per RM: the whole world build took 31 min wall and 23 min of CPU
-(estimated: 12-15 min alone on 2 cores). The judge is the cost: more pairs need a faster judge (a cached few-shot
-prefix) or a GPU. A rebuild of the same world keeps every finished part (7 s): `rm pairs` and `rm train` return a
-finished run of the same config, and the base copy and the off-policy pairs are checked likewise.
+Sizing. A first build with 32 prompts (8 held out) and 120 pairs x 4 epochs per RM, measured (seed 0) on 2
+CPU cores shared with other jobs (load 4-7): SmolLM2 sampled the 128 on-policy responses (48 tokens) in 552 s,
+the judge scored them at ~3.5 s a response before its few-shot prefix was cached (now ~4x less), and `rm train`
+ran 147-209 s per RM (31 min wall, 23 min of CPU). Those RMs came out near chance on the held-out pairs
+(.44-.77 on 48 pairs from 8 prompts; `bt_on100` memorized its 120 pairs), so the defaults now spend 3x the data:
+96 prompts (16 held out), 400 pairs x 3 epochs per RM; sampling and `rm train` are then the cost. A rebuild of
+the same world keeps every finished part (7 s): `rm pairs` and `rm train` return a finished run of the same
+config, and the base copy and the off-policy pairs are checked likewise.
 """
 
 from __future__ import annotations
@@ -56,13 +57,13 @@ RM_BATCH = 16
 
 @dataclass(frozen=True)
 class Sizes:
-    """How much data and training the step spends (the defaults: ~12-15 minutes on 2 idle CPU cores)."""
+    """How much data and training the step spends (the module's docstring says why these defaults)."""
 
-    prompts: int = 32  # the first train prompts that give pairs
-    held_out_prompts: int = 8  # the last of those: their on-policy pairs are every RM's held-out set
+    prompts: int = 96  # the first train prompts that give pairs
+    held_out_prompts: int = 16  # the last of those: their on-policy pairs are every RM's held-out set
     samples_per_prompt: int = 4  # K, on- and off-policy; `pairing: all` makes K (K - 1) / 2 pairs per prompt
-    total: int = 120  # pairs per RM (fewer if a pool is smaller)
-    epochs: float = 4.0
+    total: int = 400  # pairs per RM (fewer if a pool is smaller)
+    epochs: float = 3.0
     batch_size: int = 16
     learning_rate: float = 5e-5
 
