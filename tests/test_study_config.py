@@ -77,3 +77,25 @@ def test_checked_in_preset_loads():
     assert runs[0].config.normalization.path == str(Path("out") / "evaluate" / runs[0].policy / "report.json")
 
 
+
+
+def test_the_real_world_recipe_matches_what_world_build_writes():
+    """configs/study_real.yaml names the real world's candidates and its ground truth exactly as `world build`
+    writes them (a recipe drifting from the world would train on another judge), and expands to LoRA runs."""
+    from rmteach.core.config import load_config
+    from rmteach.study.grid import expand
+    from rmteach.world import build, rms
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "study_real.yaml"
+    cfg = load_config(StudyConfig, path)
+    world_rms = [e["name"] for e in build.reward_models(0)] + [n for n, _ in rms.MIXES]
+    assert sorted(rm.name for rm in cfg.reward_models) == sorted(world_rms)
+    assert [p.display_name for p in cfg.policies] == list(build.POLICIES)
+    gt = build.ground_truth()["judge"]
+    for judge in (cfg.ground_truth.judge, next(rm for rm in cfg.reward_models if rm.name == "judge_lowvar").judge):
+        assert judge.template == gt["template"] and judge.labels == gt["labels"]
+        assert [e.model_dump() for e in judge.examples] == gt["examples"]
+        assert judge.path == str((path.parent / "../realworld" / gt["path"]).resolve())
+    grid = expand(cfg, Path("out"))
+    assert {r.policy for r in grid.runs} == {"smollm2"} and len(grid.runs) == 2 * (7 + 1)
+    assert all(r.config.lora is not None and r.config.optimizer == "adamw" for r in grid.runs)
