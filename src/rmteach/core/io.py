@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import tempfile
 from contextlib import contextmanager
@@ -36,6 +37,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def staged_dir(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside `dest`; if the block succeeds it replaces `dest` (a folder there is
+    removed first), else it is removed: `dest` is never seen half-written.
+
+    >>> import tempfile as t; root = Path(t.mkdtemp())
+    >>> with staged_dir(root / "m") as stage:
+    ...     _ = (stage / "w").write_text("1")
+    >>> sorted(p.name for p in root.iterdir()), (root / "m" / "w").read_text()
+    (['m'], '1')
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        yield stage
+        if dest.exists():
+            shutil.rmtree(dest)
+        stage.rename(dest)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 MAX_TEXT_BYTES = 64 * 2**20  # a file read whole (a config, a report): anything larger is not one of ours

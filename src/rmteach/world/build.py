@@ -25,8 +25,6 @@ Steps (everything offline: the weights and lexicons come from packages on the pa
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -159,18 +157,11 @@ def _policy(root: Path, name: str) -> dict[str, Any]:
     if done.is_file():
         return json.loads(done.read_text(encoding="utf-8"))
     quiet()
-    (root / "policies").mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root / "policies"))
-    try:
+    with io.staged_dir(dest) as stage:
         info = getattr(convert, how)(stage)
         if base:
             info["stop_ids"] = convert.plain_format(stage, base_template())
         io.write_json(stage / "conversion.json", info)
-        if dest.exists():
-            shutil.rmtree(dest)
-        stage.rename(dest)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return info
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,9 +78,7 @@ def base_model(root: Path, source: Path) -> Path:
     dest = root / "rms" / BASE
     if (dest / "source.json").is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{BASE}.", dir=dest.parent))
-    try:
+    with io.staged_dir(dest) as stage:
         for name in BASE_FILES:
             shutil.copy2(source / name, stage / name)
         tok = AutoTokenizer.from_pretrained(source)
@@ -89,11 +86,6 @@ def base_model(root: Path, source: Path) -> Path:
         tok.save_pretrained(stage)
         io.write_json(stage / "source.json", {"source": str(source), "chat_template": CHAT_TEMPLATE,
                                               "weights_sha256": io.file_sha256(stage / "model.safetensors")})
-        if dest.exists():
-            shutil.rmtree(dest)
-        stage.rename(dest)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return dest
 
 
