@@ -240,6 +240,21 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def read_json_object(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object in a file an rmteach run wrote (a marker, a summary, timings); `{}` when the file is absent,
+    unreadable, not JSON or not an object: a run that finds nothing usable starts over."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_jsonl_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a JSONL file an rmteach run wrote (no user-data checks: `core.sources` reads users' files)."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write `obj` as indented, key-sorted JSON to `path` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")

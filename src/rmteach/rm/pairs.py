@@ -161,7 +161,7 @@ def run_pairs(cfg: PairsConfig, out: str | Path, *, overwrite: bool = False) -> 
     """
     plain = to_plain(cfg)
     out = io.claim_out_dir(out, SUMMARY, plain, overwrite, "rm pairs", whole=True)
-    done = _finished(out, plain, overwrite)
+    done = finished(out, plain, overwrite)
     if done is not None:
         console().print(f"{out}: these pairs are already written; nothing to do")
         return done
@@ -213,17 +213,12 @@ def run_pairs(cfg: PairsConfig, out: str | Path, *, overwrite: bool = False) -> 
     return summary
 
 
-def _finished(out: Path, plain: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+def finished(out: Path, plain: dict[str, Any], overwrite: bool = False) -> dict[str, Any] | None:
     """The summary of a finished run of this config in `out` whose files are all there, else None."""
-    import json
-
-    if overwrite or not (out / SUMMARY).is_file():
+    if overwrite:
         return None
-    try:
-        summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    whole = isinstance(summary, dict) and summary.get("config") == plain
+    summary = io.read_json_object(out / SUMMARY)
+    whole = bool(summary) and summary.get("config") == plain
     return summary if whole and all((out / f).is_file() for f in summary.get("files", [])) else None
 
 

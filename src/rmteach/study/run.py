@@ -267,13 +267,6 @@ def run_study(
     return study
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
 def forecast_cost(out: Path, grid: Grid) -> dict[str, Any]:
     """The forecast's wall time against the study's RL wall time, from the evaluate and train runs' own records.
 
@@ -281,10 +274,10 @@ def forecast_cost(out: Path, grid: Grid) -> dict[str, Any]:
     bound of the forecasts' cost); `gradient_s` the opt-in gradient alignment; `rl_train_s` the summed
     training time of every run (from its run.json, so runs finished in an earlier invocation count too).
     """
-    times = {e.policy: _read_json(e.folder(out) / "timing.json") for e in grid.evaluations}
+    times = {e.policy: io.read_json_object(e.folder(out) / "timing.json") for e in grid.evaluations}
     fc = {p: t.get("forecast_s") for p, t in times.items()}
     grad = {p: t.get("gradient_s") for p, t in times.items()}
-    rl = [(_read_json(r.folder(out) / "run.json").get("summary") or {}).get("timings", {}).get("train_seconds")
+    rl = [(io.read_json_object(r.folder(out) / "run.json").get("summary") or {}).get("timings", {}).get("train_seconds")
           for r in grid.runs]
     rl_s = sum(x for x in rl if x is not None)
 

@@ -41,12 +41,6 @@ PART_FOLDERS = ("data", "policies", "on_policy", "reward_models")
 MAX_LEN = 64  # positions of the tiny models: a conversation is at most ~25 tokens
 
 
-def read_jsonl(path: Path) -> list[Row]:
-    import json
-
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 @contextmanager
 def single_thread() -> Iterator[None]:
     """Run torch on one thread: the toy's models are too small to gain from more, and on a shared 2-core
@@ -95,7 +89,7 @@ def build_data(part: Part, cfg: ToyConfig, seed: int, *, progress=None) -> dict[
 
 
 def _prompts(path: Path) -> list[str]:
-    return [r["prompt"] for r in read_jsonl(path)]
+    return [r["prompt"] for r in io.read_jsonl_rows(path)]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -216,8 +210,8 @@ def _build(root: Path, cfg: ToyConfig, seed: int, workers: Workers) -> dict[str,
     infos |= run_jobs([Job(on, "on_policy", build_on_policy, (cfg, first.dir, data.dir, seed), n_prompts)],
                       workers=1, title=f"sampling on-policy pairs from '{cfg.policies[0].name}'")
 
-    on_pool = read_jsonl(on.dir / "preferences_on_policy_train.jsonl")
-    off_pool = read_jsonl(data.dir / "preferences_off_policy_train.jsonl")
+    on_pool = io.read_jsonl_rows(on.dir / "preferences_on_policy_train.jsonl")
+    off_pool = io.read_jsonl_rows(data.dir / "preferences_off_policy_train.jsonl")
     rm_base = {**base, "data": data.key, "on_policy": on.key, "init": first.key,
                "optim": cfg.zoo.optim.model_dump(), "pairs": cfg.zoo.pairs}
     sets = {mix_name(m): ({"share": m}, mix(on_pool, off_pool, m, cfg.zoo.pairs)) for m in cfg.zoo.mixes}

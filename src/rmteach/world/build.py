@@ -185,7 +185,7 @@ def build_real(out: str | Path, *, preset: str = "real", seed: int = 0, overwrit
     ident = {"seed": seed, "preset": "real", "schema": SCHEMA, "gguf": [GGUF_FILE, GEMMA3_GGUF]}
     root = io.claim_out_dir(out, "build.json", ident, overwrite, COMMAND)
     marker = root / "build.json"
-    if outdir.contents(root) and read_json(marker).get("config") != ident:
+    if outdir.contents(root) and io.read_json_object(marker).get("config") != ident:
         outdir.clear_owned(root, COMMAND)  # --overwrite of a different world: only its own names go
     outdir.claim(root, COMMAND)
     io.write_json(marker, {"schema": SCHEMA, "config": ident})
@@ -206,13 +206,3 @@ def build_real(out: str | Path, *, preset: str = "real", seed: int = 0, overwrit
     io.write_json(root / "manifest.json", manifest)  # last: its presence means a whole world
     console().print(f"real world built in {time.perf_counter() - t0:.0f} s: {root / 'manifest.json'}")
     return manifest
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -108,12 +108,12 @@ def off_policy_pairs(out: Path, prompts: list[dict[str, str]], cfg: Any, seed: i
     from ..core.config import to_plain
     from ..core.hf import resolve_device
     from ..core.progress import progress_bar
-    from ..rm.pairs import SUMMARY, make_pairs, summarize
+    from ..rm.pairs import SUMMARY, finished, make_pairs, summarize
 
     ident = {"schema": OFF_SCHEMA, "seed": seed, "samples_per_prompt": k, "prompts": [p["id"] for p in prompts],
              "ground_truth": to_plain(cfg.ground_truth), "pairing": cfg.pairing, "labels": cfg.labels}
-    done = _read_json(out / SUMMARY)
-    if done.get("config") == json.loads(json.dumps(ident)) and (out / "pairs.jsonl").is_file():
+    done = finished(out, json.loads(json.dumps(ident)))
+    if done is not None:
         return done
     ids, texts = [p["id"] for p in prompts], [p["prompt"] for p in prompts]
     responses, kinds = reviews.reviews(texts, k, seed)  # (n, K) each
@@ -183,7 +183,7 @@ def build_rms(root: Path, seed: int, *, policy: str, ground_truth: dict[str, Any
         raise ValueError(f"held_out_prompts must be in (0, {sizes.prompts})")
     t0 = time.perf_counter()
     base = base_model(root, source or minilm_source())
-    train_prompts = _rows(root / "data" / "prompts_train.jsonl")
+    train_prompts = io.read_jsonl_rows(root / "data" / "prompts_train.jsonl")
     if len(train_prompts) < sizes.prompts:
         raise UserError(f"the world has {len(train_prompts)} train prompts; its RMs need {sizes.prompts}")
     chosen = train_prompts[: sizes.prompts]
@@ -193,7 +193,7 @@ def build_rms(root: Path, seed: int, *, policy: str, ground_truth: dict[str, Any
     # 1. On-policy pairs (rm pairs), split by prompt into the training pool and the held-out set.
     cfg = pairs_config(root, seed, policy, ground_truth, sampling, sizes)
     on = run_pairs(cfg, root / "rms" / "pairs_on")
-    pool, held = split_by_prompt(_rows(root / "rms" / "pairs_on" / "pairs.jsonl"), held_ids)
+    pool, held = split_by_prompt(io.read_jsonl_rows(root / "rms" / "pairs_on" / "pairs.jsonl"), held_ids)
     _write_if_changed(root / "rms" / "data" / "on_policy_train.jsonl", pool)
     _write_if_changed(root / "rms" / "data" / "on_policy_held_out.jsonl", held)
     # 2. Off-policy pairs: written reviews on the training prompts, labelled the same way.
@@ -239,17 +239,3 @@ def _write_if_changed(path: Path, rows: list[dict[str, Any]]) -> None:
     text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
     if not (path.is_file() and path.read_text(encoding="utf-8") == text):
         write_jsonl(path, rows)
-
-
-def _rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of a JSONL file this build (or `rm pairs`) wrote."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
