@@ -96,6 +96,10 @@ def test_the_real_world_recipe_matches_what_world_build_writes():
         assert judge.template == gt["template"] and judge.labels == gt["labels"]
         assert [e.model_dump() for e in judge.examples] == gt["examples"]
         assert judge.path == str((path.parent / "../realworld" / gt["path"]).resolve())
+    assert cfg.preferences.path == str((path.parent / "../realworld" / rms.OFF_HELD_OUT).resolve())
     grid = expand(cfg, Path("out"))
     assert {r.policy for r in grid.runs} == {"smollm2"} and len(grid.runs) == 2 * (7 + 1)
+    forecast = grid.evaluations[0].config.forecast  # every predictor of the acceptance table, on LoRA's weights
+    assert forecast.gradient and forecast.gradient_parameters == ["*.q_proj.weight", "*.v_proj.weight"]
+    assert forecast.trainer.optimizer == "adamw" and forecast.trainer.kl_coef == cfg.train["kl_coef"]
     assert all(r.config.lora is not None and r.config.optimizer == "adamw" for r in grid.runs)

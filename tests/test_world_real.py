@@ -196,6 +196,8 @@ def test_build_files_with_stand_in(tmp_path, monkeypatch):
         cfg = load_config(EvaluateConfig, out / f"evaluate_{name}.yaml")  # relative paths resolve against the world
         assert Path(cfg.policy.path) == (out / "policies" / name).resolve() and cfg.policy.name == name
         assert Path(cfg.ground_truth.judge.path) == judge == Path(cfg.reward_models[-1].judge.path)
+        assert Path(cfg.preferences.path) == (out / rms.OFF_HELD_OUT).resolve()  # off-policy accuracy's test pairs
+    assert manifest["preferences"]["off_policy"]["test"] == rms.OFF_HELD_OUT
     assert (out / "evaluate.yaml").read_text().split("\n", 1)[1] == \
         (out / "evaluate_smollm2.yaml").read_text().split("\n", 1)[1]  # the same but for the comment line
     # the base model's prompt format: BOS, the worked example, the request, the cue; a blank line stops it
@@ -310,6 +312,7 @@ def test_build_real_world(tmp_path, monkeypatch):
         assert "quantization_config" not in model.config.to_dict()
         assert tok.chat_template and len(tok("Yes", add_special_tokens=False)["input_ids"]) >= 1
         load_config(EvaluateConfig, tmp_path / "w" / f"evaluate_{entry['name']}.yaml")
+    assert (tmp_path / "w" / rms.OFF_HELD_OUT).stat().st_size > 0  # the off-policy test pairs
     assert entry["name"] == "gemma3" and entry["gguf_sha256"] == deps.load(deps.GEMMA3).EXPECTED_SHA256
     text = format_prompt(tok, prompts.prompt_sets(200, 64, 0)[1][0])
     ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids

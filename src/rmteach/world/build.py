@@ -107,6 +107,7 @@ def evaluate_config(zoo: list[dict[str, Any]], policy: str) -> dict[str, Any]:
         "reward_models": [e["config"] for e in zoo],
         "ground_truth": ground_truth(),
         "prompts": {"path": "data/prompts_eval.jsonl"},
+        "preferences": {"path": rms.OFF_HELD_OUT},
         "sampling": dict(SAMPLING),
         "device": "auto",
         "dtype": "float32",
@@ -130,7 +131,9 @@ def build_manifest(root: Path, seed: int, zoo: list[dict[str, Any]], infos: dict
             "labels": "the ground truth's log-odds of Yes; tied pairs dropped",
         },
         "prompts": {"train": "data/prompts_train.jsonl", "eval": "data/prompts_eval.jsonl"},
-        "preferences": {},
+        "preferences": {"off_policy": {"train": "rms/pairs_off/pairs.jsonl", "test": rms.OFF_HELD_OUT},
+                        "on_policy": {"train": "rms/data/on_policy_train.jsonl",
+                                      "test": "rms/data/on_policy_held_out.jsonl"}},
         "policies": [{"name": name, "path": f"policies/{name}", "role": role, "description": about,
                       "weights_sha256": io.file_sha256(root / "policies" / name / "model.safetensors"), **infos[name]}
                      for name, (role, _, _, about) in POLICIES.items()],

@@ -16,6 +16,8 @@ here: `MIXES`); this step does the same with rmteach's own `rm` commands, throug
    so here the responses are reviews written from word lists (`world.reviews`: positive, negative, mixed,
    off-task, repetitive, terse), on the same training prompts, scored by the same ground truth and labelled
    by `rm pairs`' own `make_pairs` with the same rule; written as `rm pairs` writes its folder.
+   The written reviews of the held-out prompts, labelled the same way, are the off-policy test set
+   (`OFF_HELD_OUT`): the world's evaluate configs take them as `preferences`, for off-policy accuracy.
 4. `rm train` (`rmteach.rm.trainer.run_rm_train`): one RM per mix, seeded, `Sizes.total` pairs each, into
    `rms/<name>/` (the RM itself is the HF folder `rms/<name>/model`); its held-out accuracy goes into the
    manifest entry.
@@ -52,6 +54,7 @@ BASE_FILES = ("config.json", "model.safetensors")
 MIXES = (("bt_on100", 1.0), ("bt_on50", 0.5), ("bt_on0", 0.0))  # name, on-policy share
 OFF_SCHEMA = "rmteach.world.offpolicy/1"
 RM_BATCH = 16
+OFF_HELD_OUT = "rms/data/off_policy_held_out.jsonl"  # the off-policy test pairs: evaluate's `preferences`
 
 
 @dataclass(frozen=True)
@@ -199,11 +202,16 @@ def build_rms(root: Path, seed: int, *, policy: str, ground_truth: dict[str, Any
     # 2. Off-policy pairs: written reviews on the training prompts, labelled the same way.
     off = off_policy_pairs(root / "rms" / "pairs_off", [p for p in chosen if p["id"] not in held_ids], cfg, seed,
                            sizes.samples_per_prompt)
+    # 3. The off-policy test set: written reviews of the held-out prompts (no RM trains on them), drawn with their
+    #    own seed so that their draws are not the training reviews' first rows again; `evaluate`'s preferences.
+    off_held = off_policy_pairs(root / "rms" / "pairs_off_held_out", [p for p in chosen if p["id"] in held_ids], cfg,
+                                seed + 1, sizes.samples_per_prompt)
+    _write_if_changed(root / OFF_HELD_OUT, io.read_jsonl_rows(root / "rms" / "pairs_off_held_out" / "pairs.jsonl"))
     console().print(f"pairs ready in {time.perf_counter() - t0:.0f} s")
     if not held:
         raise UserError("no on-policy pair on the held-out prompts: sample more (Sizes.samples_per_prompt)")
 
-    # 3. One RM per mix (rm train), all of the same size.
+    # 4. One RM per mix (rm train), all of the same size.
     total = min(sizes.total, len(pool), off["kept"])
     entries = []
     for name, share in MIXES:
@@ -211,7 +219,8 @@ def build_rms(root: Path, seed: int, *, policy: str, ground_truth: dict[str, Any
         entries.append(_entry(root, name, share, summary))
     counts = {"on_policy": {k: on[k] for k in ("prompts", "candidates", "kept", "tie_rate")},
               "off_policy": {k: off[k] for k in ("prompts", "candidates", "kept", "tie_rate")},
-              "on_policy_pool": len(pool), "held_out": len(held)}
+              "on_policy_pool": len(pool), "held_out": len(held),
+              "off_policy_held_out": {k: off_held[k] for k in ("prompts", "candidates", "kept", "tie_rate")}}
     for e in entries:
         e["pairs"] = counts
     console().print(f"{len(entries)} Bradley-Terry RMs ready in {time.perf_counter() - t0:.0f} s: held-out accuracy "
