@@ -65,6 +65,15 @@ def fake_train(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool) ->
     return _train(cfg, out, gold_increase(cfg.policy.display_name, cfg.reward_model.name, cfg.seed), resume, overwrite)
 
 
+def fake_train_threads(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> dict:
+    """`fake_train` that also writes the `cpu_threads` it was given and torch's thread count to threads.json."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "threads.json").write_text(json.dumps({"cpu_threads": cfg.cpu_threads, "torch": torch.get_num_threads()}))
+    return fake_train(cfg, out, resume=resume, overwrite=overwrite)
+
+
 def fake_train_null(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> dict:
     """`fake_train` in the null world: the gold increase is `null_gold_increase`."""
     inc = null_gold_increase(cfg.policy.display_name, cfg.reward_model.name, cfg.seed)

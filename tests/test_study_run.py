@@ -183,6 +183,26 @@ def test_parallel_jobs_give_the_same_study(tmp_path, finished):
     assert len(logs) == 24
 
 
+@pytest.mark.slow
+def test_parallel_jobs_split_the_cores_whatever_the_train_block_asks(tmp_path):
+    """A train block's cpu_threads (the real recipe's 2, for running alone on 2 cores) is capped at the pool's
+    share, cores // jobs, else 2 workers x 2 threads oversubscribe 2 cores; the runs' identity keeps the 2."""
+    import os
+
+    from study_world import fake_train_threads
+
+    cores = os.cpu_count() or 1
+    cfg = make_config(jobs=2, seeds=[0], train={"steps": 8, "eval_every": 2, "cpu_threads": 2 * cores},
+                      only={"policies": ["alpha"], "reward_models": ["rm100", "rm50"]})
+    run_study(cfg, tmp_path / "s", train_fn=fake_train_threads, evaluate_fn=fake_evaluate)
+    share = max(1, cores // 2)
+    runs = sorted((tmp_path / "s" / "runs").glob("*/*/seed*"))
+    assert len(runs) == 3  # rm100, rm50 and the ground truth's own run
+    for run in runs:
+        assert json.loads((run / "threads.json").read_text()) == {"cpu_threads": share, "torch": share}
+        assert json.loads((run / "done.json").read_text())["config"]["train"]["cpu_threads"] == 2 * cores
+
+
 def test_with_the_real_evaluate_on_tiny_models(tiny, tmp_path):
     """Tiny real policies and callable RMs through `evaluate`; the trainer is still the fake."""
     cfg = validate(StudyConfig, {
