@@ -154,13 +154,13 @@ def test_build_rms_with_stand_ins(tmp_path):
     assert {(r["prompt"], r["chosen"], r["rejected"]) for r in off} == _expected_pairs(off_samples)
 
     # The off-policy test set: written reviews of the held-out prompts only (seed + 1), labelled the same way,
-    # copied to OFF_HELD_OUT for evaluate's preferences.
-    test_samples = _rows(root / "rms" / "pairs_off_held_out" / "samples.jsonl")
+    # in the folder of OFF_HELD_OUT, evaluate's preferences.
+    test_samples = _rows((root / rms.OFF_HELD_OUT).parent / "samples.jsonl")
     assert [s["id"] for s in test_samples] == [i for i in ids if i in held_ids]
     texts, _ = reviews.reviews([s["prompt"] for s in test_samples], SIZES.samples_per_prompt, 1)
     assert [s["responses"] for s in test_samples] == texts
     test = _rows(root / rms.OFF_HELD_OUT)
-    assert test == _rows(root / "rms" / "pairs_off_held_out" / "pairs.jsonl") and test
+    assert test
     assert {(r["prompt"], r["chosen"], r["rejected"]) for r in test} == _expected_pairs(test_samples)
     assert entries[0]["pairs"]["off_policy_held_out"]["kept"] == len(test)
 

@@ -54,7 +54,7 @@ BASE_FILES = ("config.json", "model.safetensors")
 MIXES = (("bt_on100", 1.0), ("bt_on50", 0.5), ("bt_on0", 0.0))  # name, on-policy share
 OFF_SCHEMA = "rmteach.world.offpolicy/1"
 RM_BATCH = 16
-OFF_HELD_OUT = "rms/data/off_policy_held_out.jsonl"  # the off-policy test pairs: evaluate's `preferences`
+OFF_HELD_OUT = "rms/pairs_off_held_out/pairs.jsonl"  # the off-policy test pairs: evaluate's `preferences`
 
 
 @dataclass(frozen=True)
@@ -204,9 +204,8 @@ def build_rms(root: Path, seed: int, *, policy: str, ground_truth: dict[str, Any
                            sizes.samples_per_prompt)
     # 3. The off-policy test set: written reviews of the held-out prompts (no RM trains on them), drawn with their
     #    own seed so that their draws are not the training reviews' first rows again; `evaluate`'s preferences.
-    off_held = off_policy_pairs(root / "rms" / "pairs_off_held_out", [p for p in chosen if p["id"] in held_ids], cfg,
+    off_held = off_policy_pairs((root / OFF_HELD_OUT).parent, [p for p in chosen if p["id"] in held_ids], cfg,
                                 seed + 1, sizes.samples_per_prompt)
-    _write_if_changed(root / OFF_HELD_OUT, io.read_jsonl_rows(root / "rms" / "pairs_off_held_out" / "pairs.jsonl"))
     console().print(f"pairs ready in {time.perf_counter() - t0:.0f} s")
     if not held:
         raise UserError("no on-policy pair on the held-out prompts: sample more (Sizes.samples_per_prompt)")
