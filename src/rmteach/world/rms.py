@@ -216,10 +216,9 @@ def build_rms(root: Path, seed: int, *, policy: str, ground_truth: dict[str, Any
     for name, share in MIXES:
         summary = run_rm_train(train_config(root, base, share, total, seed, sizes), root / "rms" / name, resume=True)
         entries.append(_entry(root, name, share, summary))
-    counts = {"on_policy": {k: on[k] for k in ("prompts", "candidates", "kept", "tie_rate")},
-              "off_policy": {k: off[k] for k in ("prompts", "candidates", "kept", "tie_rate")},
-              "on_policy_pool": len(pool), "held_out": len(held),
-              "off_policy_held_out": {k: off_held[k] for k in ("prompts", "candidates", "kept", "tie_rate")}}
+    tally = lambda summary: {k: summary[k] for k in ("prompts", "candidates", "kept", "tie_rate")}  # noqa: E731
+    counts = {"on_policy": tally(on), "off_policy": tally(off), "off_policy_held_out": tally(off_held),
+              "on_policy_pool": len(pool), "held_out": len(held)}
     for e in entries:
         e["pairs"] = counts
     console().print(f"{len(entries)} Bradley-Terry RMs ready in {time.perf_counter() - t0:.0f} s: held-out accuracy "
