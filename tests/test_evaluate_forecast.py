@@ -279,9 +279,9 @@ def test_gradient_alignment_end_to_end(tiny, tmp_path, capsys):
 
     patterns = ["transformer.h.*"]
     cfg = write_eval_config(
-        tmp_path / "e.yaml", tiny, preferences=None, prompts={"path": str(tiny["prompts"]), "limit": 4},
+        tmp_path / "e.yaml", tiny, preferences=None, prompts={"path": str(tiny["prompts"]), "limit": 5},
         forecast={"gradient": True, "primary": "gradient_alignment", "gradient_parameters": patterns,
-                  "gradient_batch_size": 5})
+                  "gradient_batch_size": 5, "gradient_max_prompts": 4})
     code, _, err = run_cli(["evaluate", "-c", cfg, "-o", tmp_path / "o"], capsys)
     assert code == 0, err
     report = json.loads((tmp_path / "o" / "report.json").read_text())
@@ -301,7 +301,9 @@ def test_gradient_alignment_end_to_end(tiny, tmp_path, capsys):
     n_params = sum(p.numel() for n, p in named if any(fnmatch.fnmatchcase(n, pat) for pat in patterns))
     assert 0 < n_params < sum(p.numel() for p in model.parameters())
     assert report["forecast"]["gradient_num_parameters"] == n_params
-    assert report["forecast"]["gradient_parameters"] == patterns and report["forecast"]["num_prompts"] == 4
+    assert report["forecast"]["gradient_parameters"] == patterns and report["forecast"]["num_prompts"] == 5
+    # gradient_max_prompts: the gradients come from the first 4 prompts; the other forecasts keep all 5.
+    assert report["forecast"]["gradient_num_prompts"] == 4
     timing = json.loads((tmp_path / "o" / "timing.json").read_text())
     assert isinstance(timing["gradient_s"], float) and timing["gradient_s"] >= 0.0
     # The other forecasts are still there.

@@ -60,6 +60,9 @@ class ForecastConfig(Strict):
         None, description="fnmatch patterns of the policy parameters gradient_alignment uses (default: all), "
         "e.g. ['*.h.11.*', '*.h.10.*'] for the last two GPT-2 blocks")
     gradient_batch_size: int = Field(16, ge=1, description="sequences per backward pass of gradient_alignment")
+    gradient_max_prompts: int | None = Field(
+        None, ge=2, description="gradient_alignment on the first N prompts only (its cost is one backward pass per "
+        "sample and RM; the other forecasts keep every prompt)")
     trainer: TrainerAssumption | None = Field(
         None, description="the optimizer, learning rate, clipping, KL and steps of your trainer (study: its train "
         "block); unset, the forecast assumes rmteach train's defaults and the report warns")

@@ -205,7 +205,8 @@ def gradient_alignment(
 
     Returns:
         {"values": {rm: alignment}, "seconds": {rm: seconds}, "gold_seconds": seconds, "n_parameters": the
-        number of scalars the gradients span, "parameters": `parameters`, "split": {"a": n_a, "b": n_b}}.
+        number of scalars the gradients span, "parameters": `parameters`, "split": {"a": n_a, "b": n_b},
+        "n_prompts": n}.
     """
     import torch
 
@@ -259,4 +260,5 @@ def gradient_alignment(
         "n_parameters": int(sum(p.numel() for p in params)),
         "parameters": list(parameters) if parameters is not None else None,
         "split": {"a": len(halves[0]), "b": len(halves[1])},
+        "n_prompts": n,
     }

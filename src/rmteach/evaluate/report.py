@@ -97,7 +97,8 @@ def build_report(cfg: EvaluateConfig, data: EvalData) -> dict[str, Any]:
                     "advantage": "per-prompt standardized (GRPO group scaling)" if fc.group
                     else "normalized over all samples",
                     "gradient_parameters": None if not data.gradient else data.gradient["parameters"],
-                    "gradient_num_parameters": None if not data.gradient else data.gradient["n_parameters"]}
+                    "gradient_num_parameters": None if not data.gradient else data.gradient["n_parameters"],
+                    "gradient_num_prompts": None if not data.gradient else data.gradient["n_prompts"]}
     return {
         "schema": SCHEMA,
         "policy": cfg.policy.display_name,

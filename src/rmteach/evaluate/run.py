@@ -212,8 +212,8 @@ def _gradient_alignment(cfg: EvaluateConfig, data: EvalData, device: str, gold_n
     from .forecast import proxy_signal
     from .gradient import gradient_alignment, load_policy_for_gradients
 
-    gold = data.rewards[gold_name].onpolicy  # (m, K)
-    m = len(gold)
+    m = min(len(data.rewards[gold_name].onpolicy), cfg.forecast.gradient_max_prompts or len(data.prompts))
+    gold = data.rewards[gold_name].onpolicy[:m]  # (m, K)
     model, tok = load_policy_for_gradients(cfg.policy.path, device=device, dtype=cfg.dtype,
                                            trust_remote_code=cfg.policy.trust_remote_code)
     scale_free = cfg.forecast.assumed_trainer.scale_free
