@@ -288,6 +288,29 @@ def test_rank_with_a_tie_within_noise():
     assert "c" not in sentence.split(":")[-1]
 
 
+def test_stability_is_the_mean_bootstrap_spearman_and_warns_when_low():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    shared = rng.normal(size=30)
+    for spread, noise in ((1.0, 0.1), (0.05, 1.0)):  # well-separated RMs, then RMs far closer than their noise
+        per_rm = {n: spread * i + shared + noise * rng.normal(size=30) for i, n in enumerate("abcde")}
+        idx = bootstrap_indices(30, 300, 4)
+        out = rank(per_rm, idx)
+        names = sorted(per_rm)
+        means = [per_rm[n].mean() for n in names]
+        by_hand = np.mean([spearmanr([per_rm[n][row].mean() for n in names], means).statistic for row in idx])
+        assert out["stability"] == pytest.approx(by_hand, abs=1e-12)
+        sentence = forecast_sentence(out, "gold_rate", "p")
+        assert f"Ranking stability {by_hand:.2f}" in sentence
+        assert ("evaluate more prompts" in sentence) == (by_hand < 0.9)
+        if spread == 1.0:
+            assert by_hand == pytest.approx(1.0)
+        else:
+            assert by_hand < 0.9
+    assert rank({"a": np.ones(3), "b": np.zeros(3)}, bootstrap_indices(3, 10, 0))["stability"] is None
+
+
 def test_sentence_without_candidates():
     assert "No reward model" in forecast_sentence({"best": None, "within_noise_of_best": []}, "gold_rate", "p")
 

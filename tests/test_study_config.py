@@ -101,7 +101,7 @@ def test_the_real_world_recipe_matches_what_world_build_writes():
     assert {r.policy for r in grid.runs} == {"smollm2"} and len(grid.runs) == 2 * (7 + 1)
     forecast = grid.evaluations[0].config.forecast  # every predictor of the acceptance table, on LoRA's weights
     assert forecast.gradient and forecast.gradient_parameters == ["*.q_proj.weight", "*.v_proj.weight"]
-    assert forecast.gradient_max_prompts == 32
+    assert forecast.gradient_max_prompts == 16
     # The forecast sees every prompt the trainer draws from, 8 samples each (48 x 4 was too noisy: README).
     ev = grid.evaluations[0].config
     assert ev.prompts.path == cfg.prompts.train.path and ev.prompts.limit is None
