@@ -60,3 +60,40 @@ def test_best_rule_summary_by_hand():
              row("d", "variance", 0.1, 0.2, hacked=True)]                        # hacks: left out
     last = curation_grid.best_rule_summary(table).splitlines()[-1]
     assert last == "| w | p | sgd | 3 | 2 | 1 | 0.60 |"
+
+
+def test_forecast_sample_noise_on_a_hand_built_evaluate(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    import forecast_sample_noise as fsn
+
+    # On-policy accuracy by hand: pairs (0,1) (0,2) (1,2) of [1, 2, 3]; r gets (0,1) and (1,2) right, (0,2) tied.
+    assert fsn.onpolicy_accuracy(np.array([[5.0, 6.0, 5.0]]), np.array([[1.0, 2.0, 3.0]])) == pytest.approx(1 / 3)
+    # ... and a ground-truth tie is left out: only (0,2) and (1,2) count, r gets both right.
+    assert fsn.onpolicy_accuracy(np.array([[1.0, 1.0, 2.0]]), np.array([[0.0, 0.0, 1.0]])) == 1.0
+
+    # An evaluate of 4 RMs on 200 x 8: gold, gold + small noise, gold + large noise, noise only; outcomes ordered
+    # the same way, so every size's gold_rate Spearman is near 1 and the full one is exactly 1.
+    rng = np.random.default_rng(0)
+    gold = rng.normal(size=(200, 8))
+    rms = {"ground_truth": gold, "near": gold + 0.1 * rng.normal(size=gold.shape),
+           "far": gold + 3.0 * rng.normal(size=gold.shape), "none": rng.normal(size=gold.shape)}
+    rows = [{"prompt_id": f"p{i:03d}", "sample": k, "reward_model": rm, "reward": float(r[i, k])}
+            for rm, r in rms.items() for i in range(200) for k in range(8)]
+    (tmp_path / "ev").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "ev" / "rewards.parquet")
+    auc = {"ground_truth": 0.4, "near": 0.3, "far": 0.1, "none": 0.0}
+    study = {"points": [{"policy": "p", "reward_model": rm, "is_ground_truth": rm == "ground_truth",
+                         "outcomes": {"gold_auc": {"mean": v}}} for rm, v in auc.items()]}
+    (tmp_path / "s.json").write_text(json.dumps(study))
+    values, _ = fsn.predictors(fsn.load_rewards(tmp_path / "ev"), "ground_truth", sorted(auc), False)
+    # gold_rate of the ground truth itself: the mean per-prompt variance of the normalized gold (ddof 1).
+    gn = (gold - gold.mean()) / gold.std(ddof=1)
+    assert values["gold_rate"]["ground_truth"] == pytest.approx(np.var(gn, axis=1, ddof=1).mean())
+    fsn.main([str(tmp_path / "ev"), str(tmp_path / "s.json"), "--policy", "p", "--draws", "3"])
+    out = capsys.readouterr().out
+    assert "all 200 x 8: gold_rate +1.000" in out
+    assert out.count("\n 48 x 4") == 1 and "200 x 4" in out and " 96 x 8" in out
