@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from rmteach.core.metrics import correlation  # noqa: E402
 from rmteach.evaluate import forecast as F  # noqa: E402
+from rmteach.evaluate.ranking import bootstrap_indices, stability  # noqa: E402
 
 SIZES = ((48, 4), (96, 4), (200, 4), (48, 8), (96, 8))
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             vals, per_prompt = predictors(sub, gold, names, a.scale_free)
             for p, v in vals.items():
                 rows.setdefault(p, []).append(spear(v, names, auc))
-            stab.append(F.stability({c: per_prompt[c] for c in cands}, F.bootstrap_indices(n_p, 500, 0)))
+            stab.append(stability({c: per_prompt[c] for c in cands}, bootstrap_indices(n_p, 500, 0)))
             agree.append(spear(vals["gold_rate"], cands, full["gold_rate"]))
         cells = "  ".join(f"{np.mean(v):+.2f} +- {np.std(v):.2f}".rjust(22) for v in rows.values())
         print(f"{n_p:3d} x {n_k}   {cells}   {np.mean(stab):.3f}      {np.mean(agree):.3f}")

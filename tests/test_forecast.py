@@ -10,18 +10,15 @@ import pytest
 from rmteach.evaluate.forecast import (
     FORECASTS,
     best_of_k_per_prompt,
-    bootstrap_indices,
     forecast_report,
-    forecast_sentence,
     gold_rate_per_prompt,
     lookahead_per_prompt,
     normalize,
     per_prompt_forecasts,
     proxy_signal,
-    rank,
     standardize_per_prompt,
-    summarize,
 )
+from rmteach.evaluate.ranking import bootstrap_indices, forecast_sentence, rank, summarize
 from rmteach.theory.sim import tabular_gradient, tabular_objective
 
 

@@ -13,7 +13,8 @@ from ..core.config import to_plain
 from ..core.data import PreferencePair, Prompt
 from ..core.progress import result_console
 from .config import EvaluateConfig
-from .forecast import forecast_report, forecast_sentence
+from .forecast import forecast_report
+from .ranking import forecast_sentence
 from .prompts import concentration_rows
 
 SCHEMA = "rmteach.evaluate/1"
