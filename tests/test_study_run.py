@@ -253,6 +253,14 @@ def test_with_the_real_evaluate_on_tiny_models(tiny, tmp_path):
         assert row["ci95"] is None and row["outcome"] == "undetermined"
     assert study["hacking"]["n_undetermined"] == 6 and study["hacking"]["recall_beyond_noise"] is None
     assert "## Hacking risk against training" in (tmp_path / "s" / "summary.md").read_text()
+    # Each policy's forecast stability is its evaluate's, and the summary states it (with advice when low).
+    stab = {p: json.loads((tmp_path / "s" / "evaluate" / p / "report.json").read_text())["ranking"]["stability"]
+            for p in ("alpha", "beta")}
+    assert all(isinstance(v, float) and -1.0 <= v <= 1.0 for v in stab.values())
+    assert study["forecast_stability"] == stab
+    summary = (tmp_path / "s" / "summary.md").read_text()
+    assert f"alpha {stab['alpha']:.2f}, beta {stab['beta']:.2f}." in summary
+    assert ("evaluate more prompts or samples per prompt" in summary) == (min(stab.values()) < 0.9)
 
 
 # ----------------------------------------------------------------------------------------------------------

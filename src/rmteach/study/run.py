@@ -157,8 +157,12 @@ def run_record(cfg: StudyConfig, out: Path, run: RunSpec, card: dict[str, Any]) 
     }
 
 
-def build_study(cfg: StudyConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """study.json's content from the run records: analysis plus the config (deterministic: no wall times)."""
+def build_study(cfg: StudyConfig, runs: list[dict[str, Any]],
+                stability: dict[str, float | None] | None = None) -> dict[str, Any]:
+    """study.json's content from the run records: analysis plus the config (deterministic: no wall times).
+
+    `stability`: per policy, its evaluate's ranking stability (`evaluate.ranking.stability`), which bounds how
+    well the forecast can rank the RMs whatever training does."""
     a = cfg.analysis
     result = analysis.analyze(
         runs,
@@ -185,6 +189,7 @@ def build_study(cfg: StudyConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "runs": list(runs),
         **result,
         "hacking": hacking_table(runs),
+        "forecast_stability": dict(stability or {}),
         "config": to_plain(cfg),
     }
 
@@ -248,7 +253,8 @@ def run_study(
 
     t0 = time.perf_counter()  # 3.
     records = [run_record(cfg, out, run, _card(reports[run.policy], run.reward_model)) for run in runs]
-    study = build_study(cfg, [r for r in records if "rule" not in r])  # the uniform runs: today's analysis
+    stability = {p: (reports[p].get("ranking") or {}).get("stability") for p in dict.fromkeys(r.policy for r in runs)}
+    study = build_study(cfg, [r for r in records if "rule" not in r], stability)  # the uniform runs
     if sets is not None:
         study = {**study, "curation": curation_sets.curation_result(cfg, records, sets)}
     timing["analysis_s"] = round(time.perf_counter() - t0, 3)

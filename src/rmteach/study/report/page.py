@@ -16,6 +16,7 @@ import yaml
 from ...core import io
 from ...core.html import fig_to_png, html_page, html_table, png_data_uri
 from ...core.metrics import CORRELATIONS
+from ...evaluate.ranking import STABLE
 from ..analysis import PREDICTOR_LABELS, PREDICTORS
 from ..claims import HELD, NOT_HELD
 from ..outcomes import proxy_counterpart
@@ -163,6 +164,20 @@ def hacking_rows(study: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def stability_sentence(study: dict[str, Any]) -> str | None:
+    """One sentence on each policy's forecast stability (its evaluate's), or None when none was measured."""
+    values = {p: v for p, v in (study.get("forecast_stability") or {}).items() if v is not None}
+    if not values:
+        return None
+    low = [p for p, v in values.items() if v < STABLE]
+    text = ("The forecast's own ranking stability (its evaluate's mean bootstrap Spearman over prompts): "
+            + ", ".join(f"{p} {v:.2f}" for p, v in values.items()) + ".")
+    if low:
+        text += (f" Under {STABLE} ({', '.join(low)}), the evaluate's sampling noise alone limits how well the "
+                 "forecast can rank the RMs: evaluate more prompts or samples per prompt.")
+    return text
+
+
 def overview(study: dict[str, Any]) -> str:
     """One paragraph saying what was run and how outcomes and correlations are defined."""
     n_runs = len(study["runs"])
@@ -232,6 +247,8 @@ def report_html(study: dict[str, Any], figures: dict[str, bytes], cost: dict[str
                  "up to all the seeds (Spearman-Brown); its square root is about what a predictor that knows the "
                  "RMs' true outcomes scores, so a higher Spearman is luck.</p>")
         b.append(html_table(*correlation_rows(study, primary, "correlations_all_rms")))
+        if stability_sentence(study):
+            b.append(f'<p class="note">{html.escape(stability_sentence(study))}</p>')
     b.append("<h2>Correlations over the paper's set (Section 4.1)</h2>")
     notes = [f"{scope}: {s['note']}" for scope, s in study["correlations"]["scopes"].items() if s["note"]]
     if notes:
@@ -283,6 +300,7 @@ def summary_markdown(study: dict[str, Any]) -> str:
     if "correlations_all_rms" in study:
         lines += ["", f"## Correlations with `{primary}` over all RMs (the forecasts' test)", ""]
         lines += _md_table(*correlation_rows(study, primary, "correlations_all_rms"))
+        lines += ["", stability_sentence(study)] if stability_sentence(study) else []
     lines += ["", f"## Correlations with `{primary}` over the paper's set", ""]
     lines += _md_table(*correlation_rows(study, primary))
     lines += ["", "## Rankings", ""]
