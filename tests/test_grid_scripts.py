@@ -97,3 +97,40 @@ def test_forecast_sample_noise_on_a_hand_built_evaluate(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "all 200 x 8: gold_rate +1.000" in out
     assert out.count("\n 48 x 4") == 1 and "200 x 4" in out and " 96 x 8" in out
+
+
+def test_reanalyze_study_swaps_one_policys_predictors_and_keeps_the_outcomes(tmp_path):
+    import json
+
+    import numpy as np
+
+    import reanalyze_study
+    from rmteach.core.metrics import correlation
+    from rmteach.study.grid import expand
+    from rmteach.study.run import run_study
+    from study_world import fake_evaluate, fake_evaluate_null, fake_train, make_config
+
+    cfg = make_config()
+    study = run_study(cfg, tmp_path / "s", train_fn=fake_train, evaluate_fn=fake_evaluate)
+    alpha = next(e for e in expand(cfg, tmp_path / "s").evaluations if e.policy == "alpha")
+    (tmp_path / "new").mkdir()
+    report = fake_evaluate_null(alpha.config, tmp_path / "new")  # another evaluate of alpha: a random gold_rate
+    reanalyze_study.main([str(tmp_path / "s" / "study.json"), str(tmp_path / "new" / "report.json"),
+                          "--out", str(tmp_path / "re")])
+    new = json.loads((tmp_path / "re" / "study.json").read_text())
+    assert "## Claims" in (tmp_path / "re" / "summary.md").read_text()
+    cards = {c["name"]: c for c in report["reward_models"]}
+    for old_run, new_run in zip(study["runs"], new["runs"]):
+        assert new_run["outcomes"] == old_run["outcomes"]  # training is not redone
+        if new_run["policy"] == "alpha":
+            assert new_run["predictors"]["gold_rate"] == cards[new_run["reward_model"]]["forecast"]["gold_rate"]["value"]
+        else:
+            assert new_run["predictors"] == old_run["predictors"]
+    # alpha's Spearman of gold_rate with the primary outcome, recomputed from the points by hand.
+    primary = new["primary_outcome"]
+    pts = [p for p in new["points"] if p["policy"] == "alpha"]
+    by_hand = correlation(np.array([p["predictors"]["gold_rate"] for p in pts]),
+                          np.array([p["outcomes"][primary]["mean"] for p in pts]), "spearman")
+    table = lambda st: st["correlations_all_rms"]["scopes"]["alpha"]["table"]["gold_rate"][primary]["spearman"]  # noqa: E731
+    assert table(new)["value"] == pytest.approx(by_hand)
+    assert table(new)["value"] != table(study)["value"]

@@ -131,6 +131,10 @@ def train_runs(
 # Step 3: outcomes and analysis
 
 
+EVALUATE_KEYS = ("normalization", "reward_variance", "onpolicy_accuracy", "offpolicy_accuracy",
+                 "offpolicy_accuracy_vs_gold", "forecast")  # a run record's copy of its RM's report card
+
+
 def run_record(cfg: StudyConfig, out: Path, run: RunSpec, card: dict[str, Any]) -> dict[str, Any]:
     """study.json's entry of one finished run: who, its evaluate metrics, its eval curve and outcomes."""
     folder = run.folder(out)
@@ -141,8 +145,6 @@ def run_record(cfg: StudyConfig, out: Path, run: RunSpec, card: dict[str, Any]) 
         raise UserError(
             f"train run {run.key}: {e}; the train block must evaluate at step 0 and at least once more"
         ) from None
-    keys = ("normalization", "reward_variance", "onpolicy_accuracy", "offpolicy_accuracy", "offpolicy_accuracy_vs_gold",
-            "forecast")
     return {
         "policy": run.policy,
         "reward_model": run.reward_model,
@@ -150,7 +152,7 @@ def run_record(cfg: StudyConfig, out: Path, run: RunSpec, card: dict[str, Any]) 
         "seed": run.seed,
         "is_ground_truth": run.is_ground_truth,
         "folder": folder.relative_to(out).as_posix(),
-        "evaluate": {k: card.get(k) for k in keys},
+        "evaluate": {k: card.get(k) for k in EVALUATE_KEYS},
         "predictors": analysis.predictors_from_card(card),
         "outcomes": values,
         "curve": curve,

@@ -1,0 +1,59 @@
+"""A finished study's runs judged by the predictors of another evaluate of the same policy (issue 18).
+
+The runs' outcomes stay as they are; each run's predictors (and evaluate block) are replaced by the RM's card in
+the new evaluate's report.json, and the study's own analysis (`study.run.build_study`: correlations, claims,
+hacking table) is redone. Use it to ask what a larger evaluate would have forecast for runs already trained,
+without training again (the runs' normalization stays the one they trained with).
+
+    python scripts/reanalyze_study.py STUDY_JSON EVALUATE_REPORT_JSON --out OUT_FOLDER
+
+Writes OUT_FOLDER/study.json and OUT_FOLDER/summary.md (only one policy's evaluate is replaced: the report's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from rmteach.core import io  # noqa: E402
+from rmteach.core.config import validate  # noqa: E402
+from rmteach.study import analysis  # noqa: E402
+from rmteach.study.config import StudyConfig  # noqa: E402
+from rmteach.study.report.page import summary_markdown  # noqa: E402
+from rmteach.study.run import EVALUATE_KEYS, _card, build_study  # noqa: E402
+
+
+def reanalyze(study: dict, report: dict) -> dict:
+    """`study` with the runs of `report`'s policy re-judged by `report`'s cards (its own config kept)."""
+    cfg = validate(StudyConfig, study["config"], "study.json's config")
+    policy = report["policy"]
+    runs = []
+    for r in study["runs"]:
+        if r["policy"] == policy:
+            card = _card(report, r["reward_model"])
+            r = {**r, "evaluate": {k: card.get(k) for k in EVALUATE_KEYS},
+                 "predictors": analysis.predictors_from_card(card)}
+        runs.append(r)
+    stability = {**study.get("forecast_stability", {}), policy: (report.get("ranking") or {}).get("stability")}
+    return build_study(cfg, runs, stability)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("study", type=Path)
+    ap.add_argument("report", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    study = reanalyze(json.loads(a.study.read_text()), json.loads(a.report.read_text()))
+    a.out.mkdir(parents=True, exist_ok=True)
+    io.write_json(a.out / "study.json", study)
+    io.write_text(a.out / "summary.md", summary_markdown(study))
+    print(f"wrote {a.out / 'study.json'} and {a.out / 'summary.md'}")
+
+
+if __name__ == "__main__":
+    main()
