@@ -5,7 +5,10 @@ the new evaluate's report.json, and the study's own analysis (`study.run.build_s
 hacking table) is redone. Use it to ask what a larger evaluate would have forecast for runs already trained,
 without training again (the runs' normalization stays the one they trained with).
 
-    python scripts/reanalyze_study.py STUDY_JSON EVALUATE_REPORT_JSON --out OUT_FOLDER
+    python scripts/reanalyze_study.py STUDY_JSON EVALUATE_REPORT_JSON --out OUT_FOLDER [--add STUDY_JSON ...]
+
+`--add` pools the runs of other studies of the same recipe on other seeds (e.g. `--set 'seeds=[2]'`), so the
+analysis covers every seed; a (policy, RM, seed) present twice is refused.
 
 Writes OUT_FOLDER/study.json and OUT_FOLDER/summary.md (only one policy's evaluate is replaced: the report's).
 """
@@ -27,12 +30,18 @@ from rmteach.study.report.page import summary_markdown  # noqa: E402
 from rmteach.study.run import EVALUATE_KEYS, _card, build_study  # noqa: E402
 
 
-def reanalyze(study: dict, report: dict) -> dict:
-    """`study` with the runs of `report`'s policy re-judged by `report`'s cards (its own config kept)."""
-    cfg = validate(StudyConfig, study["config"], "study.json's config")
+def reanalyze(study: dict, report: dict, added: list[dict] = ()) -> dict:
+    """`study` (plus the runs of `added` studies) with the runs of `report`'s policy re-judged by `report`'s cards;
+    its own config kept, with the seeds of every run."""
+    pooled = list(study["runs"]) + [r for other in added for r in other["runs"]]
+    keys = [(r["policy"], r["reward_model"], r.get("rule"), r["seed"]) for r in pooled]
+    if len(set(keys)) != len(keys):
+        raise SystemExit("the studies share a (policy, RM, seed): pool studies of other seeds only")
+    seeds = sorted({r["seed"] for r in pooled})
+    cfg = validate(StudyConfig, {**study["config"], "seeds": seeds}, "study.json's config")
     policy = report["policy"]
     runs = []
-    for r in study["runs"]:
+    for r in pooled:
         if r["policy"] == policy:
             card = _card(report, r["reward_model"])
             r = {**r, "evaluate": {k: card.get(k) for k in EVALUATE_KEYS},
@@ -47,8 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("study", type=Path)
     ap.add_argument("report", type=Path)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--add", type=Path, action="append", default=[], help="another study of other seeds to pool")
     a = ap.parse_args(argv)
-    study = reanalyze(json.loads(a.study.read_text()), json.loads(a.report.read_text()))
+    study = reanalyze(json.loads(a.study.read_text()), json.loads(a.report.read_text()),
+                      [json.loads(p.read_text()) for p in a.add])
     a.out.mkdir(parents=True, exist_ok=True)
     io.write_json(a.out / "study.json", study)
     io.write_text(a.out / "summary.md", summary_markdown(study))

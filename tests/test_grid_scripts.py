@@ -134,3 +134,12 @@ def test_reanalyze_study_swaps_one_policys_predictors_and_keeps_the_outcomes(tmp
     table = lambda st: st["correlations_all_rms"]["scopes"]["alpha"]["table"]["gold_rate"][primary]["spearman"]  # noqa: E731
     assert table(new)["value"] == pytest.approx(by_hand)
     assert table(new)["value"] != table(study)["value"]
+    # Pooling a study of another seed: every run once, the seeds' union, the means over all three seeds.
+    more = run_study(make_config(seeds=[2]), tmp_path / "s2", train_fn=fake_train, evaluate_fn=fake_evaluate)
+    pooled = reanalyze_study.reanalyze(study, report, [more])
+    assert len(pooled["runs"]) == len(study["runs"]) + len(more["runs"]) and pooled["seeds"] == [0, 1, 2]
+    point = next(p for p in pooled["points"] if p["policy"] == "beta" and p["reward_model"] == "rm50")
+    values = [r["outcomes"][primary] for r in pooled["runs"] if r["policy"] == "beta" and r["reward_model"] == "rm50"]
+    assert sorted(point["outcomes"][primary]["values"]) == pytest.approx(sorted(values)) and len(values) == 3
+    with pytest.raises(SystemExit, match="share a"):
+        reanalyze_study.reanalyze(study, report, [study])
