@@ -74,6 +74,17 @@ def fake_train_threads(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: 
     return fake_train(cfg, out, resume=resume, overwrite=overwrite)
 
 
+def fake_train_sleep(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> dict:
+    """A run that never ends on its own: writes its process id to pid, then sleeps for 10 minutes."""
+    import os
+    import time
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pid").write_text(str(os.getpid()))
+    time.sleep(600)
+    return {}
+
+
 def fake_train_null(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: bool) -> dict:
     """`fake_train` in the null world: the gold increase is `null_gold_increase`."""
     inc = null_gold_increase(cfg.policy.display_name, cfg.reward_model.name, cfg.seed)

@@ -4,6 +4,8 @@ real evaluate and the real trainer."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,6 +203,55 @@ def test_parallel_jobs_split_the_cores_whatever_the_train_block_asks(tmp_path):
     for run in runs:
         assert json.loads((run / "threads.json").read_text()) == {"cpu_threads": share, "torch": share}
         assert json.loads((run / "done.json").read_text())["config"]["train"]["cpu_threads"] == 2 * cores
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (Linux /proc)."""
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "State:\tZ" not in status.read_text()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_killing_the_study_ends_its_pool_workers(tmp_path):
+    """SIGKILL on a study with jobs: 2 (nothing of it can clean up): its two workers, each in a run that would
+    sleep 10 minutes, end within seconds instead of training on into OUT."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tests = Path(__file__).resolve().parent
+    script = (f"import sys; sys.path.insert(0, {str(tests)!r})\n"
+              "from pathlib import Path\n"
+              "from study_world import fake_evaluate, fake_train_sleep, make_config\n"
+              "from rmteach.study.run import run_study\n"
+              "cfg = make_config(jobs=2, seeds=[0], only={'policies': ['alpha'], 'reward_models': ['rm100', 'rm50']})\n"
+              f"run_study(cfg, Path({str(tmp_path / 's')!r}), train_fn=fake_train_sleep, evaluate_fn=fake_evaluate)\n")
+    study = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(pids := sorted((tmp_path / "s" / "runs").glob("*/*/seed*/pid"))) < 2:
+            assert time.monotonic() < deadline, "the workers never started their runs"
+            assert study.poll() is None, "the study ended early"
+            time.sleep(0.2)
+        time.sleep(0.5)  # let both pid files be written whole
+        workers = [int(p.read_text()) for p in pids]
+        assert all(_running(w) for w in workers)
+        study.send_signal(signal.SIGKILL)
+        study.wait(10)
+        deadline = time.monotonic() + 15
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_running(w) for w in workers), "a worker outlived its study"
+    finally:
+        study.kill()
+        for pid in [int(p.read_text()) for p in (tmp_path / "s" / "runs").glob("*/*/seed*/pid")]:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_with_the_real_evaluate_on_tiny_models(tiny, tmp_path):

@@ -30,6 +30,7 @@ Todo = list[tuple[RunSpec, dict[str, Any]]]  # the unfinished runs with the iden
 JOB_NAME = "rmteach-study"  # the cluster jobs' name: `scancel --name rmteach-study` cancels a study's jobs
 POLL_S = 1.0  # seconds between looks at the jobs (submitit rate-limits its own sacct calls)
 INSTALL = "pip install 'rmteach[cluster]'"
+WATCH_S = 2.0  # seconds between a pool worker's looks at whether the study's process is still alive
 
 
 def mark_done(out: Path, run: RunSpec, identity: dict[str, Any]) -> None:
@@ -92,14 +93,33 @@ def _train_job(train_fn: TrainFn, train_cfg: Any, folder: str, log: str, threads
     return time.perf_counter() - t0
 
 
+def _exit_with_parent(parent: int, every_s: float = WATCH_S) -> None:
+    """Worker initializer: a daemon thread that ends this worker once the study's process `parent` is gone.
+
+    A study killed by SIGTERM or SIGKILL cannot stop its pool, and a worker left running would go on with its run
+    and the runs queued for it, writing into OUT while a resumed study trains the same runs."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            if os.getppid() != parent:  # re-parented: the study's process died
+                os._exit(1)
+
+    threading.Thread(target=watch, name="rmteach-parent-watch", daemon=True).start()
+
+
 def train_pool(jobs: int, out: Path, todo: Todo, train_fn: TrainFn, timing: dict[str, Any]) -> None:
-    """Train the runs `jobs` at once in worker processes (`train_fn` must be importable by name there)."""
+    """Train the runs `jobs` at once in worker processes (`train_fn` must be importable by name there); the
+    workers end within `WATCH_S` seconds of this process's death, however it dies."""
     import multiprocessing
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     console().print(f"training {len(todo)} runs, {jobs} at a time; logs in {out / 'logs'}")
     ctx = multiprocessing.get_context("spawn")  # fork after torch/rich threads started is unsafe
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool, progress_bar("train runs", len(todo)) as advance:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_exit_with_parent,
+                               initargs=(os.getpid(),))
+    with pool, progress_bar("train runs", len(todo)) as advance:
         futures, finished = {}, 0
         for run, identity in todo:
             fut = pool.submit(_train_job, train_fn, run.config, str(run.folder(out)), str(run.log(out)), threads)
