@@ -58,7 +58,8 @@ def rank(per_rm: Mapping[str, np.ndarray], idx: np.ndarray, *, level: float = 0.
         order.append({"name": n, "value": float(per_rm[n].mean()), "p_above_next": p})
     best = names[0] if names else None
     close = [n for n in names[1:] if float(np.mean(boot[best] > boot[n])) < level]
-    return {"order": order, "best": best, "within_noise_of_best": close, "stability": stability(per_rm, idx)}
+    means = {n: float(per_rm[n].mean()) for n in names}
+    return {"order": order, "best": best, "within_noise_of_best": close, "stability": _stability(means, boot)}
 
 
 STABLE = 0.9  # a ranking whose stability is below this is reported as too noisy to trust
@@ -77,12 +78,18 @@ def stability(per_rm: Mapping[str, np.ndarray], idx: np.ndarray) -> float | None
     ...           bootstrap_indices(2, 10, 0))
     1.0
     """
-    if len(per_rm) < 3:
+    return _stability({n: float(v.mean()) for n, v in per_rm.items()},
+                      {n: v[idx].mean(axis=1) for n, v in per_rm.items()})
+
+
+def _stability(means: Mapping[str, float], boot: Mapping[str, np.ndarray]) -> float | None:
+    """`stability` from each RM's mean and its (B,) bootstrap means (as `rank` has them already)."""
+    if len(means) < 3:
         return None
-    names = sorted(per_rm)
-    means = np.array([per_rm[n].mean() for n in names])  # (R,)
-    boot = np.stack([per_rm[n][idx].mean(axis=1) for n in names], axis=1)  # (B, R)
-    rho = correlation_rows(boot, np.broadcast_to(means, boot.shape), "spearman")  # (B,)
+    names = sorted(means)
+    m = np.array([means[n] for n in names])  # (R,)
+    b = np.stack([boot[n] for n in names], axis=1)  # (B, R)
+    rho = correlation_rows(b, np.broadcast_to(m, b.shape), "spearman")  # (B,)
     return None if np.isnan(rho).all() else float(np.nanmean(rho))
 
 

@@ -255,7 +255,7 @@ def run_study(
 
     t0 = time.perf_counter()  # 3.
     records = [run_record(cfg, out, run, _card(reports[run.policy], run.reward_model)) for run in runs]
-    stability = {p: (reports[p].get("ranking") or {}).get("stability") for p in dict.fromkeys(r.policy for r in runs)}
+    stability = {p: (report.get("ranking") or {}).get("stability") for p, report in reports.items()}
     study = build_study(cfg, [r for r in records if "rule" not in r], stability)  # the uniform runs
     if sets is not None:
         study = {**study, "curation": curation_sets.curation_result(cfg, records, sets)}

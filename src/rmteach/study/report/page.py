@@ -247,8 +247,8 @@ def report_html(study: dict[str, Any], figures: dict[str, bytes], cost: dict[str
                  "up to all the seeds (Spearman-Brown); its square root is about what a predictor that knows the "
                  "RMs' true outcomes scores, so a higher Spearman is luck.</p>")
         b.append(html_table(*correlation_rows(study, primary, "correlations_all_rms")))
-        if stability_sentence(study):
-            b.append(f'<p class="note">{html.escape(stability_sentence(study))}</p>')
+        if stable := stability_sentence(study):
+            b.append(f'<p class="note">{html.escape(stable)}</p>')
     b.append("<h2>Correlations over the paper's set (Section 4.1)</h2>")
     notes = [f"{scope}: {s['note']}" for scope, s in study["correlations"]["scopes"].items() if s["note"]]
     if notes:
@@ -300,7 +300,8 @@ def summary_markdown(study: dict[str, Any]) -> str:
     if "correlations_all_rms" in study:
         lines += ["", f"## Correlations with `{primary}` over all RMs (the forecasts' test)", ""]
         lines += _md_table(*correlation_rows(study, primary, "correlations_all_rms"))
-        lines += ["", stability_sentence(study)] if stability_sentence(study) else []
+        if stable := stability_sentence(study):
+            lines += ["", stable]
     lines += ["", f"## Correlations with `{primary}` over the paper's set", ""]
     lines += _md_table(*correlation_rows(study, primary))
     lines += ["", "## Rankings", ""]
