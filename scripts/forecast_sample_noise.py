@@ -21,33 +21,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from rmteach.core.metrics import correlation  # noqa: E402
+from rmteach.core.metrics import correlation, onpolicy_accuracy, per_prompt_variance  # noqa: E402
 from rmteach.evaluate import forecast as F  # noqa: E402
 from rmteach.evaluate.ranking import bootstrap_indices, stability  # noqa: E402
+from regime_analysis import rewards_by_rm  # noqa: E402 (beside this script)
 
 SIZES = ((48, 4), (96, 4), (200, 4), (48, 8), (96, 8))
-
-
-def load_rewards(path: Path) -> dict[str, np.ndarray]:
-    """{rm: (n, K) raw rewards} from an evaluate's rewards.parquet, prompts and samples in order."""
-    d = pd.read_parquet(path / "rewards.parquet")
-    out = {}
-    for rm, g in d.groupby("reward_model"):
-        g = g.sort_values(["prompt_id", "sample"])
-        out[rm] = g.reward.to_numpy(dtype=np.float64).reshape(g.prompt_id.nunique(), -1)
-    return out
-
-
-def onpolicy_accuracy(r: np.ndarray, g: np.ndarray) -> float:
-    """Share of sample pairs (ground truth not tied) whose order r gets right; r ties count as wrong."""
-    i, j = np.triu_indices(r.shape[1], 1)
-    dg, dr = g[:, i] - g[:, j], r[:, i] - r[:, j]
-    keep = dg != 0
-    return float((np.sign(dg) == np.sign(dr))[keep].mean())
 
 
 def predictors(rewards: dict[str, np.ndarray], gold: str, names: list[str], scale_free: bool) -> dict:
@@ -64,7 +46,7 @@ def predictors(rewards: dict[str, np.ndarray], gold: str, names: list[str], scal
         out.setdefault("lookahead", {})[rm] = float(F.lookahead_per_prompt(z, gn, 60, 0.05).mean())
         out.setdefault("best_of_k_gold_lift", {})[rm] = float(F.best_of_k_per_prompt(r, gn).mean())
         out.setdefault("onpolicy_accuracy", {})[rm] = onpolicy_accuracy(r, g)
-        out.setdefault("reward_variance", {})[rm] = float(np.var(F.normalize(r), axis=1, ddof=1).mean())
+        out.setdefault("reward_variance", {})[rm] = float(per_prompt_variance(F.normalize(r)).mean())
     return out, per_prompt
 
 
@@ -78,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
 
-    rewards = load_rewards(a.evaluate)
+    rewards = rewards_by_rm(a.evaluate)
     study = json.loads(a.study.read_text())
     points = [p for p in study["points"] if p["policy"] == a.policy]
     auc = {p["reward_model"]: p["outcomes"]["gold_auc"]["mean"] for p in points}

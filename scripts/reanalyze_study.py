@@ -10,7 +10,8 @@ without training again (the runs' normalization stays the one they trained with)
 `--add` pools the runs of other studies of the same recipe on other seeds (e.g. `--set 'seeds=[2]'`), so the
 analysis covers every seed; a (policy, RM, seed) present twice is refused.
 
-Writes OUT_FOLDER/study.json and OUT_FOLDER/summary.md (only one policy's evaluate is replaced: the report's).
+Writes OUT_FOLDER/study.json and OUT_FOLDER/summary.md (only one policy's evaluate is replaced: the report's);
+OUT_FOLDER must be new or empty.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--add", type=Path, action="append", default=[], help="another study of other seeds to pool")
     a = ap.parse_args(argv)
+    if a.out.exists() and any(a.out.iterdir()):
+        raise SystemExit(f"--out {a.out} is not empty: choose a new folder (nothing there is replaced)")
     study = reanalyze(json.loads(a.study.read_text()), json.loads(a.report.read_text()),
                       [json.loads(p.read_text()) for p in a.add])
     a.out.mkdir(parents=True, exist_ok=True)

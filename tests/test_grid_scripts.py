@@ -70,9 +70,10 @@ def test_forecast_sample_noise_on_a_hand_built_evaluate(tmp_path, capsys):
 
     import forecast_sample_noise as fsn
 
-    # On-policy accuracy by hand: pairs (0,1) (0,2) (1,2) of [1, 2, 3]; r gets (0,1) and (1,2) right, (0,2) tied.
+    # On-policy accuracy (evaluate's, core.metrics) by hand: pairs (0,1) (0,2) (1,2) of [1, 2, 3]; r gets (0,1)
+    # right, ties (0,2) and reverses (1,2).
     assert fsn.onpolicy_accuracy(np.array([[5.0, 6.0, 5.0]]), np.array([[1.0, 2.0, 3.0]])) == pytest.approx(1 / 3)
-    # ... and a ground-truth tie is left out: only (0,2) and (1,2) count, r gets both right.
+    # ... and a pair tied in both counts as agreement: (0,1) tied in both, (0,2) and (1,2) right.
     assert fsn.onpolicy_accuracy(np.array([[1.0, 1.0, 2.0]]), np.array([[0.0, 0.0, 1.0]])) == 1.0
 
     # An evaluate of 4 RMs on 200 x 8: gold, gold + small noise, gold + large noise, noise only; outcomes ordered
@@ -89,7 +90,7 @@ def test_forecast_sample_noise_on_a_hand_built_evaluate(tmp_path, capsys):
     study = {"points": [{"policy": "p", "reward_model": rm, "is_ground_truth": rm == "ground_truth",
                          "outcomes": {"gold_auc": {"mean": v}}} for rm, v in auc.items()]}
     (tmp_path / "s.json").write_text(json.dumps(study))
-    values, _ = fsn.predictors(fsn.load_rewards(tmp_path / "ev"), "ground_truth", sorted(auc), False)
+    values, _ = fsn.predictors(fsn.rewards_by_rm(tmp_path / "ev"), "ground_truth", sorted(auc), False)
     # gold_rate of the ground truth itself: the mean per-prompt variance of the normalized gold (ddof 1).
     gn = (gold - gold.mean()) / gold.std(ddof=1)
     assert values["gold_rate"]["ground_truth"] == pytest.approx(np.var(gn, axis=1, ddof=1).mean())
@@ -118,6 +119,13 @@ def test_reanalyze_study_swaps_one_policys_predictors_and_keeps_the_outcomes(tmp
     reanalyze_study.main([str(tmp_path / "s" / "study.json"), str(tmp_path / "new" / "report.json"),
                           "--out", str(tmp_path / "re")])
     new = json.loads((tmp_path / "re" / "study.json").read_text())
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "summary.md").write_text("a user's own notes")
+    with pytest.raises(SystemExit, match="not empty"):  # a folder holding anything is never written into
+        reanalyze_study.main([str(tmp_path / "s" / "study.json"), str(tmp_path / "new" / "report.json"),
+                              "--out", str(tmp_path / "mine")])
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["summary.md"]
+    assert (tmp_path / "mine" / "summary.md").read_text() == "a user's own notes"
     assert "## Claims" in (tmp_path / "re" / "summary.md").read_text()
     cards = {c["name"]: c for c in report["reward_models"]}
     for old_run, new_run in zip(study["runs"], new["runs"]):
