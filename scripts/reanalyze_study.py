@@ -7,8 +7,9 @@ without training again (the runs' normalization stays the one they trained with)
 
     python scripts/reanalyze_study.py STUDY_JSON EVALUATE_REPORT_JSON --out OUT_FOLDER [--add STUDY_JSON ...]
 
-`--add` pools the runs of other studies of the same recipe on other seeds (e.g. `--set 'seeds=[2]'`), so the
-analysis covers every seed; a (policy, RM, seed) present twice is refused.
+`--add` pools the runs of other studies of the same recipe: other seeds (e.g. `--set 'seeds=[2]'`), so the
+analysis covers every seed, or other policies (e.g. `--set 'only.policies=[gemma3]'`), so claim (c) compares
+them; their runs keep their own predictors and forecast stability. A (policy, RM, seed) present twice is refused.
 
 Writes OUT_FOLDER/study.json and OUT_FOLDER/summary.md (only one policy's evaluate is replaced: the report's);
 OUT_FOLDER must be new or empty.
@@ -39,7 +40,10 @@ def reanalyze(study: dict, report: dict, added: list[dict] = ()) -> dict:
     if len(set(keys)) != len(keys):
         raise SystemExit("the studies share a (policy, RM, seed): pool studies of other seeds only")
     seeds = sorted({r["seed"] for r in pooled})
-    cfg = validate(StudyConfig, {**study["config"], "seeds": seeds}, "study.json's config")
+    config = {**study["config"], "seeds": seeds}
+    if (config.get("only") or {}).get("policies") is not None:  # the pooled studies' policies, in order
+        config["only"] = {**config["only"], "policies": list(dict.fromkeys(r["policy"] for r in pooled))}
+    cfg = validate(StudyConfig, config, "study.json's config")
     policy = report["policy"]
     runs = []
     for r in pooled:
@@ -48,7 +52,8 @@ def reanalyze(study: dict, report: dict, added: list[dict] = ()) -> dict:
             r = {**r, "evaluate": {k: card.get(k) for k in EVALUATE_KEYS},
                  "predictors": analysis.predictors_from_card(card)}
         runs.append(r)
-    stability = {**study.get("forecast_stability", {}), policy: (report.get("ranking") or {}).get("stability")}
+    stability = {k: v for s in [*added, study] for k, v in s.get("forecast_stability", {}).items()}
+    stability[policy] = (report.get("ranking") or {}).get("stability")
     return build_study(cfg, runs, stability)
 
 
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("study", type=Path)
     ap.add_argument("report", type=Path)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--add", type=Path, action="append", default=[], help="another study of other seeds to pool")
+    ap.add_argument("--add", type=Path, action="append", default=[], help="another study (other seeds or policies) to pool")
     a = ap.parse_args(argv)
     if a.out.exists() and any(a.out.iterdir()):
         raise SystemExit(f"--out {a.out} is not empty: choose a new folder (nothing there is replaced)")

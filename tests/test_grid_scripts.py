@@ -151,3 +151,27 @@ def test_reanalyze_study_swaps_one_policys_predictors_and_keeps_the_outcomes(tmp
     assert sorted(point["outcomes"][primary]["values"]) == pytest.approx(sorted(values)) and len(values) == 3
     with pytest.raises(SystemExit, match="share a"):
         reanalyze_study.reanalyze(study, report, [study])
+
+
+def test_reanalyze_study_pools_a_study_of_another_policy(tmp_path):
+    import reanalyze_study
+    from rmteach.study.grid import expand
+    from rmteach.study.run import run_study
+    from study_world import fake_evaluate, fake_evaluate_null, fake_train, make_config
+
+    first = run_study(make_config(only={"policies": ["alpha"]}), tmp_path / "a", train_fn=fake_train,
+                      evaluate_fn=fake_evaluate)
+    second = run_study(make_config(only={"policies": ["beta"]}), tmp_path / "b", train_fn=fake_train,
+                       evaluate_fn=fake_evaluate)
+    assert first["policies"] == ["alpha"] and second["policies"] == ["beta"]
+    second["forecast_stability"] = {"beta": 0.5}  # a value of its own, to see it carried
+    alpha = next(e for e in expand(make_config(), tmp_path / "a").evaluations if e.policy == "alpha")
+    (tmp_path / "new").mkdir()
+    report = {**fake_evaluate_null(alpha.config, tmp_path / "new"), "ranking": {"stability": 0.7}}
+    pooled = reanalyze_study.reanalyze(first, report, [second])
+    assert pooled["policies"] == ["alpha", "beta"] and pooled["config"]["only"]["policies"] == ["alpha", "beta"]
+    assert pooled["forecast_stability"]["beta"] == 0.5
+    assert pooled["forecast_stability"]["alpha"] == 0.7
+    beta_runs = [r for r in pooled["runs"] if r["policy"] == "beta"]
+    assert [r["predictors"] for r in beta_runs] == [r["predictors"] for r in second["runs"]]  # its own, unchanged
+    assert set(pooled["correlations_all_rms"]["scopes"]) >= {"alpha", "beta"}  # each policy judged on its own
