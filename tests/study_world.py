@@ -92,7 +92,7 @@ def fake_train_null(cfg: TrainConfig, out: Path, *, resume: bool, overwrite: boo
 
 
 def _train(cfg: TrainConfig, out: Path, inc: float, resume: bool, overwrite: bool) -> dict:
-    assert overwrite and not resume
+    assert resume != overwrite  # the fake writes the whole run either way
     report = json.loads(Path(cfg.normalization.path).read_text())  # the normalization must be readable
     assert cfg.reward_model.name in [c["name"] for c in report["reward_models"]]
     records = []
@@ -161,12 +161,17 @@ class Counting:
 
     def __init__(self, fail_at: int | None = None):
         self.calls: list[str] = []
+        self.resumed: list[str] = []  # the calls told to resume the run in their folder
         self.fail_at = fail_at
 
     def __call__(self, cfg, out, *, resume, overwrite):
         self.calls.append(f"{cfg.policy.display_name}/{cfg.reward_model.name}/seed{cfg.seed}")
+        assert resume != overwrite
+        if resume:
+            self.resumed.append(self.calls[-1])
         if self.fail_at is not None and len(self.calls) == self.fail_at:
-            (out / "metrics.jsonl").parent.mkdir(parents=True, exist_ok=True)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "run.json").write_text(json.dumps({"config": to_plain(cfg), "status": "running"}))
             (out / "metrics.jsonl").write_text('{"step": 0}\n')  # half a run
             raise KeyboardInterrupt
         return fake_train(cfg, out, resume=resume, overwrite=overwrite)

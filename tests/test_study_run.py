@@ -125,6 +125,7 @@ def test_killed_study_resumes_and_matches_uninterrupted(tmp_path, finished):
     assert evaluated == []  # both evaluate reports reused
     assert resumed.calls[0] == killed.calls[6] and len(resumed.calls) == 24 - 6
     assert not set(resumed.calls) & set(killed.calls[:6])
+    assert resumed.resumed == [killed.calls[6]]  # the interrupted run continues from its checkpoint
     # Same seeds, same fakes: the resumed study.json equals the uninterrupted one.
     assert (tmp_path / "s" / "study.json").read_text() == (finished[0] / "study.json").read_text()
     again = Counting()
@@ -343,11 +344,8 @@ class KilledTrainer:
         return run_train(cfg, out, **kw)
 
 
-@pytest.mark.slow
-def test_real_training_resumes_to_the_same_study(tiny, tmp_path):
-    """Tiny real policies trained by TRL for a few steps; a study killed in its second run, then resumed,
-    ends with the same study.json as one that ran straight through."""
-    cfg = validate(StudyConfig, {
+def tiny_study(tiny, **train):
+    return validate(StudyConfig, {
         "policies": [{"name": "alpha", "path": str(tiny["policy_gpt2"])}],
         "reward_models": [
             {"name": "cubed", "callable": "rm_fns:gold_cubed"},
@@ -362,9 +360,16 @@ def test_real_training_resumes_to_the_same_study(tiny, tmp_path):
         "evaluate": {"sampling": {"samples_per_prompt": 4, "max_new_tokens": 6}, "device": "cpu", "bootstrap_samples": 20},
         "train": {"learning_rate": 0.01, "kl_coef": 0.0, "steps": 4, "eval_every": 2, "prompts_per_step": 4,
                   "samples_per_prompt": 2, "max_new_tokens": 6, "eval_samples_per_prompt": 2, "device": "cpu",
-                  "report_to": []},
+                  "report_to": [], **train},
         "analysis": {"bootstrap_samples": 20},
     }, "test")
+
+
+@pytest.mark.slow
+def test_real_training_resumes_to_the_same_study(tiny, tmp_path):
+    """Tiny real policies trained by TRL for a few steps; a study killed in its second run, then resumed,
+    ends with the same study.json as one that ran straight through."""
+    cfg = tiny_study(tiny)
     straight = run_study(cfg, tmp_path / "straight")
     killed = KilledTrainer(kill_at=2)
     with pytest.raises(KeyboardInterrupt):
@@ -376,6 +381,69 @@ def test_real_training_resumes_to_the_same_study(tiny, tmp_path):
     for r in straight["runs"]:  # real curves: step 0, 2 and 4 from metrics.jsonl
         assert r["curve"]["step"] == [0, 2, 4] and r["outcomes"]["steps"] == 4
         assert json.loads((tmp_path / "straight" / r["folder"] / "run.json").read_text())["status"] == "finished"
+
+
+class CheckpointKill:
+    """`run_train`, except that the `kill_at`-th call is killed just after its checkpoint at step 2: the run
+    trains whole, then its folder is put back to what a kill at that moment leaves (run.json "running", the
+    checkpoint, metrics up to step 3, no later checkpoint, no final/). Records each call's resume flag."""
+
+    def __init__(self, kill_at: int | None = None):
+        self.resume: list[bool] = []
+        self.kill_at = kill_at
+
+    def __call__(self, cfg, out, *, resume, overwrite):
+        import shutil
+
+        from rmteach.train.run import run_train
+
+        self.resume.append(resume)
+        summary = run_train(cfg, out, resume=resume, overwrite=overwrite)
+        if len(self.resume) != self.kill_at:
+            return summary
+        marker = json.loads((out / "run.json").read_text())
+        marker.pop("summary")
+        (out / "run.json").write_text(json.dumps({**marker, "status": "running"}))
+        shutil.rmtree(out / "final")
+        shutil.rmtree(out / "checkpoint-4")
+        lines = (out / "metrics.jsonl").read_text().splitlines(keepends=True)
+        (out / "metrics.jsonl").write_text("".join(x for x in lines if json.loads(x)["step"] <= 3))
+        raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_its_checkpoint_continues_from_it(tiny, tmp_path):
+    cfg = tiny_study(tiny, checkpoint_every=2)
+    straight = run_study(cfg, tmp_path / "straight")
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, tmp_path / "resumed", train_fn=CheckpointKill(kill_at=2))
+    run = tmp_path / "resumed" / straight["runs"][1]["folder"]
+    before = (run / "metrics.jsonl").read_text().splitlines()
+    resumed = CheckpointKill()
+    run_study(cfg, tmp_path / "resumed", train_fn=resumed)
+    assert resumed.resume == [True, False]  # the killed run resumes, the next one starts fresh
+    after = (run / "metrics.jsonl").read_text().splitlines()
+    assert after[:3] == before[:3]  # steps 0-2 kept as written, wall times included: not trained again
+    assert json.loads(after[3])["step"] == 3 and json.loads(after[-1])["step"] == 4
+    assert (tmp_path / "resumed" / "study.json").read_text() == (tmp_path / "straight" / "study.json").read_text()
+
+
+def test_resume_flags_resume_only_a_run_of_the_same_config(tmp_path):
+    from rmteach.core.config import to_plain
+    from rmteach.study.executors import capped_threads, resume_flags
+    from rmteach.study.grid import expand
+
+    cfg = expand(make_config(train={"cpu_threads": 2}), tmp_path).runs[0].config
+    fresh, same = {"resume": False, "overwrite": True}, {"resume": True, "overwrite": False}
+    assert resume_flags(cfg, tmp_path / "absent") == fresh
+    (tmp_path / "run.json").write_text("{not json")
+    assert resume_flags(cfg, tmp_path) == fresh
+    pooled = capped_threads(cfg, 1)  # what a pool worker trains and its run.json holds
+    (tmp_path / "run.json").write_text(json.dumps({"config": to_plain(pooled), "status": "running"}))
+    assert resume_flags(pooled, tmp_path) == same
+    assert resume_flags(cfg, tmp_path) == fresh  # 2 threads is another config: started over
+    (tmp_path / "run.json").write_text(json.dumps({"config": to_plain(cfg.model_copy(update={"seed": 9}))}))
+    assert resume_flags(cfg, tmp_path) == fresh
 
 
 def refusing_train(cfg, out, *, resume, overwrite):

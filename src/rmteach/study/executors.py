@@ -8,10 +8,13 @@
 
 Each marks a finished run with `done.json` holding its identity (`study.run.identities`) and records its wall
 time in `timing["train_s"]`; a failed run stops the study with an error naming it (and its log, if it has one).
+A run interrupted earlier (a killed study, a preempted or timed-out job) continues from its newest checkpoint
+when its folder holds a run of the same train config (`resume_flags`); anything else there is replaced.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -19,7 +22,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core import io
+from ..core import io, run_dir
+from ..core.config import to_plain
 from ..core.errors import UserError
 from ..core.progress import console, progress_bar
 from .config import StudyConfig, SubmititConfig
@@ -31,6 +35,15 @@ JOB_NAME = "rmteach-study"  # the cluster jobs' name: `scancel --name rmteach-st
 POLL_S = 1.0  # seconds between looks at the jobs (submitit rate-limits its own sacct calls)
 INSTALL = "pip install 'rmteach[cluster]'"
 WATCH_S = 2.0  # seconds between a pool worker's looks at whether the study's process is still alive
+
+
+def resume_flags(train_cfg: Any, folder: Path) -> dict[str, bool]:
+    """`run_train`'s `resume` and `overwrite` for a run about to train into `folder`: resume when the folder holds
+    an interrupted (or finished but unmarked) run of this very config, which then continues from its newest
+    checkpoint (from step 0 when it has none; `checkpoint_every` sets how much a kill loses); else start over."""
+    marker = run_dir.read_marker(folder)
+    same = marker is not None and marker.get("config") == json.loads(json.dumps(to_plain(train_cfg)))
+    return {"resume": same, "overwrite": not same}
 
 
 def mark_done(out: Path, run: RunSpec, identity: dict[str, Any]) -> None:
@@ -51,7 +64,7 @@ def train_serial(out: Path, todo: Todo, train_fn: TrainFn, timing: dict[str, Any
         console().print(f"[bold]train {i + 1}/{len(todo)}[/bold] {run.key}")
         t0 = time.perf_counter()
         try:
-            train_fn(run.config, run.folder(out), resume=False, overwrite=True)
+            train_fn(run.config, run.folder(out), **resume_flags(run.config, run.folder(out)))
         except UserError as e:
             raise UserError(f"train run {run.key}: {e}") from None
         timing["train_s"][run.key] = round(time.perf_counter() - t0, 3)
@@ -89,7 +102,7 @@ def _train_job(train_fn: TrainFn, train_cfg: Any, folder: str, log: str, threads
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
     t0 = time.perf_counter()
-    train_fn(train_cfg, Path(folder), resume=False, overwrite=True)
+    train_fn(train_cfg, Path(folder), **resume_flags(train_cfg, Path(folder)))
     return time.perf_counter() - t0
 
 
@@ -172,7 +185,7 @@ def _submitit_job(train_fn: TrainFn, run: RunSpec, out: str, identity: dict[str,
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     try:
-        train_fn(run.config, run.folder(Path(out)), resume=False, overwrite=True)
+        train_fn(run.config, run.folder(Path(out)), **resume_flags(run.config, run.folder(Path(out))))
     except UserError as e:
         print(f"train run {run.key}: {e}", file=sys.stderr)
         return time.perf_counter() - t0, str(e)

@@ -5,8 +5,8 @@
 2. For each (policy, RM, seed), one `train` run into `OUT/runs/<policy>/<rm>/seed<k>/`, reusing the evaluate
    normalization (with a `curation` block, first the curated sets, `study.curation_sets`, and one more run per
    curated rule into `OUT/runs/<policy>/<rm>+<rule>/seed<k>/`). A run is finished when its `done.json` holds its
-   config: a re-run skips finished runs, so a killed study resumes where it stopped (an interrupted run restarts
-   from scratch: runs are short). Runs go to this machine's processes or, with `executor: submitit`, to cluster
+   config: a re-run skips finished runs, so a killed study resumes where it stopped (an interrupted run continues
+   from its newest checkpoint, `train.checkpoint_every`, or else from step 0). Runs go to this machine's processes or, with `executor: submitit`, to cluster
    jobs (`study.executors`).
 3. Outcomes per run from its eval curve, then correlations, rankings and claims (`study.outcomes`, `study.analysis`, `study.claims`).
 4. `study.json` (no wall times, so a resumed study's equals an uninterrupted one's), `report.html`,
