@@ -45,7 +45,12 @@ def test_line_progress_logs_each_unit_of_a_small_bar():
     advance = LineProgress("train runs", 3, lines.append, clock=t.__next__)
     for _ in range(3):
         advance(1)
-    assert lines == ["train runs: 1/3 (1.0 s)", "train runs: 2/3 (2.0 s)", "train runs: 3/3 (3.5 s)"]
+    # the time left: the mean time per unit so far times the units to go (1.0 x 2, then 1.0 x 1)
+    assert lines == ["train runs: 1/3 (1.0 s, about 2 s left)", "train runs: 2/3 (2.0 s, about 1 s left)",
+                     "train runs: 3/3 (3.5 s)"]
+    lines, t = [], iter([0.0, 900.0])
+    LineProgress("train runs", 16, lines.append, clock=t.__next__)(1)
+    assert lines == ["train runs: 1/16 (900.0 s, about 3 h 45 min left)"]  # 15 x 900 s
 
 
 def test_line_progress_of_a_large_bar_logs_tenths_and_every_interval():

@@ -2,7 +2,7 @@
 
 On a terminal a progress bar is drawn and redrawn in place. Into a file or a CI log (stderr not a terminal) a
 redrawn bar would show nothing until it ends, so a bar becomes plain lines instead: `description: done/total
-(elapsed s)`, one per finished unit while units are few (<= `EVERY_UNIT`), else one every `LOG_EVERY_S`
+(elapsed s, about T left)`, one per finished unit while units are few (<= `EVERY_UNIT`), else one every `LOG_EVERY_S`
 seconds and at each tenth of the work. Results printed on stdout (`result_console`) use their natural width
 when stdout is not a terminal, so a table written to a file is not squeezed into 80 columns.
 """
@@ -53,7 +53,24 @@ class LineProgress:
         tenth = 10 * self.done // self.total if self.total else 10
         if self.total <= EVERY_UNIT or tenth > self.last_tenth or now - self.last_t >= LOG_EVERY_S:
             self.last_t, self.last_tenth = now, tenth
-            self.print_line(f"{self.description}: {self.done}/{self.total} ({now - self.t0:.1f} s)")
+            elapsed = now - self.t0
+            left = f", about {duration(elapsed / self.done * (self.total - self.done))} left" \
+                if 0 < self.done < self.total else ""
+            self.print_line(f"{self.description}: {self.done}/{self.total} ({elapsed:.1f} s{left})")
+
+
+def duration(seconds: float) -> str:
+    """A rough duration for an estimate: seconds, minutes, or hours and minutes.
+
+    >>> duration(42.4), duration(95), duration(3 * 3600 + 37 * 60 + 10)
+    ('42 s', '2 min', '3 h 37 min')
+    """
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min"
 
 
 @contextmanager
@@ -65,7 +82,7 @@ def progress_bar(description: str, total: int, *, shown: bool = True) -> Iterato
     >>> lines = []
     >>> advance = LineProgress("scoring", 3, lines.append, clock=iter([0.0, 1.0, 2.5, 4.0]).__next__)
     >>> advance(1); advance(2); lines
-    ['scoring: 1/3 (1.0 s)', 'scoring: 3/3 (2.5 s)']
+    ['scoring: 1/3 (1.0 s, about 2 s left)', 'scoring: 3/3 (2.5 s)']
     """
     if not shown:
         yield lambda n=1: None
