@@ -16,7 +16,8 @@ demo's), AdamW lr 0.001 with max_grad_norm 1.0 (TRL's clipping default).
 `run` resumes: a finished study is skipped, a killed one resumes where it stopped (finished runs are reused).
 `analyze` prints one row per (world, policy, regime, RM, rule): `speedup_steps` (the fraction of the steps at which
 the curated arm's seed-mean held-out gold first reaches the uniform arm's final; below 1 is faster) with its 95%
-seed-bootstrap interval, and the final-gold difference curated - uniform with its Welch test.
+seed-bootstrap interval, the final-gold difference curated - uniform with its Welch test, and the curated set's
+`forecast_gain` (`core.selection.summarize` on the study's evaluate), then how often each range of gain paid.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ def cmd_run(a: argparse.Namespace) -> None:
               force=a.force, label="curation grid")
 
 
+def forecast_gain(study_dir: Path, policy: str, rm: str, rule: str) -> float | None:
+    """The curated set's forecast gain, from the study's evaluate table of `policy` and the set's kept ids."""
+    import numpy as np
+    import pandas as pd
+
+    from rmteach.core.selection import summarize
+
+    table = pd.read_parquet(study_dir / "evaluate" / policy / "prompts.parquet")
+    table = table[table.reward_model == rm].reset_index(drop=True)
+    sel = json.loads((study_dir / "curation" / policy / rm / rule / "selection.json").read_text(encoding="utf-8"))
+    return summarize(table, np.isin(table.prompt_id.to_numpy(), sel["kept_ids"]))["forecast_gain"]
+
+
 def rows(out: Path) -> list[dict[str, Any]]:
     """One row per (world, policy, regime, RM, rule) from every finished study under `out`."""
     found = []
@@ -62,6 +76,7 @@ def rows(out: Path) -> list[dict[str, Any]]:
                           "reached_share": c["reached_share"], "uniform_final_gold": c["uniform_final_gold"],
                           "curated_final_gold": c["curated_final_gold"], "difference": d["difference"],
                           "margin": d["margin"], "resolved": d["resolved"],
+                          "forecast_gain": forecast_gain(path.parent, c["policy"], c["reward_model"], c["rule"]),
                           # the uniform arm's held-out gold change (the ground truth's own runs are not judged)
                           "uniform_hacked": change.get((c["policy"], c["reward_model"]), 1.0) < 0})
     return found
@@ -92,6 +107,24 @@ def best_rule_summary(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+GAIN_BINS = ((1.9, None), (1.5, 1.9), (None, 1.5))  # the ranges of forecast gain `curate`'s summary quotes
+
+
+def gain_summary(table: list[dict[str, Any]]) -> str:
+    """Per range of the curated set's forecast gain, over the curated arms whose uniform run does not hack: how many
+    reach the uniform final in <= 0.67 of the steps, and how many of those beyond seed noise."""
+    lines = ["| forecast gain | curated arms (not hacking) | <= 0.67 of the steps | ... and 95% upper end < 1 |",
+             "|---|---|---|---|"]
+    for lo, hi in GAIN_BINS:
+        arms = [r for r in table if not r["uniform_hacked"] and r["forecast_gain"] is not None
+                and (lo is None or r["forecast_gain"] >= lo) and (hi is None or r["forecast_gain"] < hi)]
+        fast = [r for r in arms if r["speedup_steps"] is not None and r["speedup_steps"] <= 0.67]
+        sure = [r for r in fast if r["ci95"] and r["ci95"][1] is not None and r["ci95"][1] < 1.0]
+        name = f">= {lo}" if hi is None else f"< {hi}" if lo is None else f"{lo}-{hi}"
+        lines.append(f"| {name} | {len(arms)} | {len(fast)} | {len(sure)} |")
+    return "\n".join(lines)
+
+
 def cmd_analyze(a: argparse.Namespace) -> None:
     table = rows(Path(a.out))
     if not table:
@@ -112,6 +145,7 @@ def cmd_analyze(a: argparse.Namespace) -> None:
     print(f"\n{len(faster)} of {len(table)} (world, policy, regime, RM, rule) cells reach the uniform final gold "
           "sooner beyond seed noise (the whole 95% interval below 1)")
     print("\n" + best_rule_summary(table))
+    print("\n" + gain_summary(table))
     if a.json:
         Path(a.json).write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {a.json}")

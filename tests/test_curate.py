@@ -118,9 +118,11 @@ def test_summarize_by_hand():
     assert s["variance_share"] == pytest.approx(7 / 8)
     assert s["forecast_kept"] == pytest.approx(3.5) and s["forecast_total"] == pytest.approx(3.0)
     assert s["forecast_share"] == pytest.approx(3.5 / 3.0)
+    assert s["forecast_gain"] == pytest.approx((3.5 / 2) / (3.0 / 3))  # kept mean (1, 2.5) over the mean of 3 terms
     assert s["accuracy_kept"] == pytest.approx(0.8) and s["accuracy_dropped"] == pytest.approx(0.5)
     flat = summarize(_table(variance=[0.0, 0.0], term=[-1.0, 0.5]), np.array([True, False]))
     assert flat["variance_share"] is None and flat["forecast_share"] is None  # no variance; a negative total
+    assert flat["forecast_gain"] is None
     assert flat["accuracy_kept"] is None and flat["forecast_kept"] == -1.0
     none = summarize(_table(variance=[1.0, 1.0]), np.array([True, False]))
     assert none["forecast_share"] is None and none["forecast_total"] is None
@@ -198,6 +200,9 @@ def _check_run(out, ev, source_rows, rule, keep, rms, seed, stdout):
         total = sum(t for _, t in terms)
         share = sum(t for i, t in terms if i in idx) / total if terms and total > 0 else None
         assert card["forecast_share"] == (None if share is None else pytest.approx(share))
+        kept_terms = [t for i, t in terms if i in idx]
+        gain = (sum(kept_terms) / len(kept_terms)) / (total / len(terms)) if share is not None and kept_terms else None
+        assert card["forecast_gain"] == (None if gain is None else pytest.approx(gain))
         acc = list(mine.onpolicy_accuracy)
         kept_acc = [acc[i] for i in idx if not math.isnan(acc[i])]
         dropped_acc = [acc[i] for i in range(len(acc)) if i not in idx and not math.isnan(acc[i])]

@@ -62,6 +62,28 @@ def test_best_rule_summary_by_hand():
     assert last == "| w | p | sgd | 3 | 2 | 1 | 0.60 |"
 
 
+def test_gain_summary_and_the_gain_of_a_curated_set_by_hand(tmp_path):
+    import json
+
+    import pandas as pd
+
+    def row(gain, speed, ci_hi, hacked=False):
+        return {"forecast_gain": gain, "speedup_steps": speed, "ci95": [0.0, ci_hi], "uniform_hacked": hacked}
+    table = [row(2.0, 0.5, 0.8), row(1.9, 0.6, 1.2), row(2.5, 0.1, 0.2, hacked=True),  # >= 1.9: 2 arms, 2 fast, 1 sure
+             row(1.6, 0.7, None), row(1.5, None, None),                                # 1.5-1.9: 2 arms, none fast
+             row(1.2, 0.4, 0.9), row(None, 0.1, 0.2)]                                  # < 1.5: 1 arm; no gain: left out
+    assert curation_grid.gain_summary(table).splitlines()[2:] == [
+        "| >= 1.9 | 2 | 2 | 1 |", "| 1.5-1.9 | 2 | 0 | 0 |", "| < 1.5 | 1 | 1 | 1 |"]
+    # The gain from a study's evaluate table and a set's kept ids: terms 4, 1, 2, 1 (mean 2); kept a and c: mean 3.
+    (tmp_path / "evaluate" / "p").mkdir(parents=True)
+    pd.DataFrame({"prompt_id": list("abcdab"), "reward_model": ["r"] * 4 + ["x"] * 2,
+                  "variance": [1.0] * 6, "forecast_term": [4.0, 1.0, 2.0, 1.0, 9.0, 9.0],
+                  "onpolicy_accuracy": [0.5] * 6}).to_parquet(tmp_path / "evaluate" / "p" / "prompts.parquet")
+    (tmp_path / "curation" / "p" / "r" / "variance").mkdir(parents=True)
+    (tmp_path / "curation" / "p" / "r" / "variance" / "selection.json").write_text(json.dumps({"kept_ids": ["c", "a"]}))
+    assert curation_grid.forecast_gain(tmp_path, "p", "r", "variance") == pytest.approx(3 / 2)
+
+
 def test_forecast_sample_noise_on_a_hand_built_evaluate(tmp_path, capsys):
     import json
 

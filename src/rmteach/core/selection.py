@@ -133,7 +133,9 @@ def summarize(table: pd.DataFrame, kept: np.ndarray) -> dict[str, Any]:
         `variance_share`: the kept prompts' share of the RM's summed reward variance (None when it is 0);
         `forecast_share`: their share of its summed `forecast_term` over the prompts that have one (None without
         terms, or when that sum is not positive: a share of a negative total means nothing), with the two sums
-        `forecast_kept` and `forecast_total`; `accuracy_kept` and `accuracy_dropped`: the mean on-policy accuracy
+        `forecast_kept` and `forecast_total`; `forecast_gain`: the kept prompts' mean term over the mean of all
+        that have one, i.e. how many times the forecast's gain per prompt the curated set offers (None with the
+        share, or when no kept prompt has a term); `accuracy_kept` and `accuracy_dropped`: the mean on-policy accuracy
         of the kept and of the dropped prompts (None where no prompt has one).
 
     >>> t = pd.DataFrame({"variance": [3.0, 1.0], "forecast_term": [1.0, np.nan], "onpolicy_accuracy": [0.9, 0.5]})
@@ -146,10 +148,12 @@ def summarize(table: pd.DataFrame, kept: np.ndarray) -> dict[str, Any]:
     term = table["forecast_term"].to_numpy(dtype=np.float64)
     has = np.isfinite(term)
     t_total, t_kept = (float(term[has].sum()), float(term[has & kept].sum())) if has.any() else (None, None)
+    share = t_kept / t_total if t_total is not None and t_kept is not None and t_total > 0 else None
     accuracy = table["onpolicy_accuracy"].to_numpy(dtype=np.float64)
     return {
         "variance_share": float(variance[kept].sum()) / total if total > 0 else None,
-        "forecast_share": t_kept / t_total if t_total is not None and t_kept is not None and t_total > 0 else None,
+        "forecast_share": share,
+        "forecast_gain": share * has.sum() / (has & kept).sum() if share is not None and (has & kept).any() else None,
         "forecast_kept": t_kept,
         "forecast_total": t_total,
         "accuracy_kept": _mean(accuracy[kept]),

@@ -16,7 +16,12 @@ from ..core import io, outdir
 from ..core.errors import UserError
 from ..core.progress import console, result_console
 
-HEADER = ["reward model", "kept", "variance share", "forecast share", "accuracy kept", "accuracy dropped"]
+HEADER = ["reward model", "kept", "variance share", "forecast share", "forecast gain", "accuracy kept",
+          "accuracy dropped"]
+# The toy curation grid (README, "Making an RM a better teacher"): of the curated runs whose uniform run did not
+# hack, those with a forecast gain >= 1.9 reached the uniform final in <= 0.67 of the steps in 18 of 19 (15
+# beyond seed noise), at 1.5-1.9 in 15 of 33 (5), under 1.5 in 2 of 28 (1).
+GAIN_PAYS = 1.9
 
 
 def check_own(out: Path, marker: str) -> None:
@@ -64,13 +69,18 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
+def _gain(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
 def table_rows(result: dict[str, Any]) -> list[list[str]]:
     """One row per RM of the summary table (`HEADER`)."""
     rows = []
     for rm in result["reward_models"]:
         gold = " (ground truth)" if rm["name"] == result["ground_truth"] else ""
         rows.append([rm["name"] + gold, f"{rm['n_kept']} of {rm['n_total']}", _pct(rm["variance_share"]),
-                     _pct(rm["forecast_share"]), _num(rm["accuracy_kept"]), _num(rm["accuracy_dropped"])])
+                     _pct(rm["forecast_share"]), _gain(rm.get("forecast_gain")), _num(rm["accuracy_kept"]),
+                     _num(rm["accuracy_dropped"])])
     return rows
 
 
@@ -91,9 +101,13 @@ def summary_markdown(result: dict[str, Any]) -> str:
     first = result["reward_models"][0]["prompts"]
     lines += ["", "Shares: of the RM's summed per-prompt reward variance, and of its summed forecast term over the "
               "prompts that have one (past 100% when dropped prompts have negative terms). Accuracy: mean on-policy "
-              "accuracy of the kept and of the dropped prompts.", "",
-              "Train on one with the prompt set `" + json.dumps(first) + "` (the path relative to this folder). "
-              "Whether a curated set trains faster than the whole set is not validated yet.", ""]
+              "accuracy of the kept and of the dropped prompts. Forecast gain: the kept prompts' mean forecast term "
+              "over that of all prompts with one.", "",
+              f"Whether it pays: in rmteach's toy curation grid, sets with a forecast gain of at least {GAIN_PAYS} "
+              "(an RM whose teaching signal sits on part of the prompts) reached the whole set's final ground truth "
+              "in at most two thirds of the steps in 18 of 19 cases; under 1.5, in 2 of 28. An RM flagged for "
+              "hacking still hacks on a curated set.", "",
+              "Train on one with the prompt set `" + json.dumps(first) + "` (the path relative to this folder).", ""]
     return "\n".join(lines)
 
 
