@@ -428,22 +428,49 @@ def test_a_run_killed_after_its_checkpoint_continues_from_it(tiny, tmp_path):
     assert (tmp_path / "resumed" / "study.json").read_text() == (tmp_path / "straight" / "study.json").read_text()
 
 
-def test_resume_flags_resume_only_a_run_of_the_same_config(tmp_path):
+def test_resume_flags_resume_only_a_run_begun_with_the_same_identity_and_config(tmp_path):
     from rmteach.core.config import to_plain
-    from rmteach.study.executors import capped_threads, resume_flags
+    from rmteach.study.executors import begin, capped_threads, resume_flags, started_path
     from rmteach.study.grid import expand
 
     cfg = expand(make_config(train={"cpu_threads": 2}), tmp_path).runs[0].config
-    fresh, same = {"resume": False, "overwrite": True}, {"resume": True, "overwrite": False}
-    assert resume_flags(cfg, tmp_path / "absent") == fresh
-    (tmp_path / "run.json").write_text("{not json")
-    assert resume_flags(cfg, tmp_path) == fresh
     pooled = capped_threads(cfg, 1)  # what a pool worker trains and its run.json holds
-    (tmp_path / "run.json").write_text(json.dumps({"config": to_plain(pooled), "status": "running"}))
-    assert resume_flags(pooled, tmp_path) == same
-    assert resume_flags(cfg, tmp_path) == fresh  # 2 threads is another config: started over
-    (tmp_path / "run.json").write_text(json.dumps({"config": to_plain(cfg.model_copy(update={"seed": 9}))}))
-    assert resume_flags(cfg, tmp_path) == fresh
+    run, ident = tmp_path / "seed0", {"train": to_plain(pooled), "normalization": {"mean": 0.5, "std": 2.0}}
+    fresh, same = {"resume": False, "overwrite": True}, {"resume": True, "overwrite": False}
+    assert begin(pooled, run, ident) == fresh  # nothing there yet
+    assert json.loads(started_path(run).read_text()) == {"config": ident}
+    run.mkdir()
+    (run / "run.json").write_text("{not json")
+    assert resume_flags(pooled, run, ident) == fresh
+    (run / "run.json").write_text(json.dumps({"config": to_plain(pooled), "status": "running"}))
+    assert resume_flags(pooled, run, ident) == same
+    assert resume_flags(cfg, run, ident) == fresh  # 2 threads is another config: started over
+    other = {**ident, "normalization": {"mean": 0.7, "std": 2.0}}  # the evaluate was redone: same config, new numbers
+    assert resume_flags(pooled, run, other) == fresh
+    assert begin(pooled, run, other) == fresh and resume_flags(pooled, run, other) == same  # from now on, the new one
+    started_path(run).unlink()
+    assert resume_flags(pooled, run, other) == fresh  # begun by something else than a study
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_of_a_redone_evaluate_starts_over(tmp_path):
+    cfg = make_config()
+    killed = Counting(fail_at=7)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, tmp_path / "s", train_fn=killed, evaluate_fn=fake_evaluate)
+    policy = killed.calls[6].split("/")[0]
+    (tmp_path / "s" / "evaluate" / policy / "report.json").unlink()  # redone below with other numbers
+
+    def shifted_evaluate(ecfg, folder):
+        report = fake_evaluate(ecfg, folder)
+        for card in report["reward_models"]:
+            card["normalization"] = {**card["normalization"], "mean": card["normalization"]["mean"] + 1.0}
+        return report
+
+    resumed = Counting()
+    run_study(cfg, tmp_path / "s", train_fn=resumed, evaluate_fn=shifted_evaluate)
+    assert killed.calls[6] in resumed.calls and resumed.resumed == []  # trained again, from step 0
+    assert not list((tmp_path / "s" / "runs").rglob("*.started.json"))  # every run finished: none left
 
 
 def refusing_train(cfg, out, *, resume, overwrite):

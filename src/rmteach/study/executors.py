@@ -9,7 +9,8 @@
 Each marks a finished run with `done.json` holding its identity (`study.run.identities`) and records its wall
 time in `timing["train_s"]`; a failed run stops the study with an error naming it (and its log, if it has one).
 A run interrupted earlier (a killed study, a preempted or timed-out job) continues from its newest checkpoint
-when its folder holds a run of the same train config (`resume_flags`); anything else there is replaced.
+when it began with the same identity and its folder holds a run of the same train config (`begin`); anything
+else there is replaced.
 """
 
 from __future__ import annotations
@@ -37,13 +38,28 @@ INSTALL = "pip install 'rmteach[cluster]'"
 WATCH_S = 2.0  # seconds between a pool worker's looks at whether the study's process is still alive
 
 
-def resume_flags(train_cfg: Any, folder: Path) -> dict[str, bool]:
-    """`run_train`'s `resume` and `overwrite` for a run about to train into `folder`: resume when the folder holds
-    an interrupted (or finished but unmarked) run of this very config, which then continues from its newest
-    checkpoint (from step 0 when it has none; `checkpoint_every` sets how much a kill loses); else start over."""
+def started_path(folder: Path) -> Path:
+    """Beside a run's folder: the identity it began training with (`begin`), kept while it is unfinished."""
+    return folder.parent / f"{folder.name}.started.json"
+
+
+def resume_flags(train_cfg: Any, folder: Path, identity: dict[str, Any]) -> dict[str, bool]:
+    """`run_train`'s `resume` and `overwrite` for a run about to train into `folder`: resume when the run there
+    began with this `identity` (the normalization and curated set too, which the train config names only by
+    path) and holds this very train config: an interrupted run then continues from its newest checkpoint (from
+    step 0 when it has none; `checkpoint_every` sets how much a kill loses), a finished but unmarked one is
+    returned as it is. Anything else starts over."""
     marker = run_dir.read_marker(folder)
-    same = marker is not None and marker.get("config") == json.loads(json.dumps(to_plain(train_cfg)))
+    same = (marker is not None and marker.get("config") == json.loads(json.dumps(to_plain(train_cfg)))
+            and io.read_json_object(started_path(folder)).get("config") == json.loads(json.dumps(identity)))
     return {"resume": same, "overwrite": not same}
+
+
+def begin(train_cfg: Any, folder: Path, identity: dict[str, Any]) -> dict[str, bool]:
+    """`resume_flags`, then the identity written beside the folder: what a resumed study will check."""
+    flags = resume_flags(train_cfg, folder, identity)
+    io.write_json(started_path(folder), {"config": identity})
+    return flags
 
 
 def mark_done(out: Path, run: RunSpec, identity: dict[str, Any]) -> None:
@@ -52,6 +68,7 @@ def mark_done(out: Path, run: RunSpec, identity: dict[str, Any]) -> None:
     if not (folder / "metrics.jsonl").is_file():
         raise RuntimeError(f"train run {run.key} finished without writing {folder / 'metrics.jsonl'}")
     io.write_json(folder / "done.json", {"config": identity})
+    started_path(folder).unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -64,7 +81,7 @@ def train_serial(out: Path, todo: Todo, train_fn: TrainFn, timing: dict[str, Any
         console().print(f"[bold]train {i + 1}/{len(todo)}[/bold] {run.key}")
         t0 = time.perf_counter()
         try:
-            train_fn(run.config, run.folder(out), **resume_flags(run.config, run.folder(out)))
+            train_fn(run.config, run.folder(out), **begin(run.config, run.folder(out), identity))
         except UserError as e:
             raise UserError(f"train run {run.key}: {e}") from None
         timing["train_s"][run.key] = round(time.perf_counter() - t0, 3)
@@ -89,7 +106,8 @@ def capped_threads(train_cfg: Any, threads: int) -> Any:
     return train_cfg.model_copy(update={"cpu_threads": threads})
 
 
-def _train_job(train_fn: TrainFn, train_cfg: Any, folder: str, log: str, threads: int) -> float:
+def _train_job(train_fn: TrainFn, train_cfg: Any, folder: str, log: str, threads: int,
+               identity: dict[str, Any]) -> float:
     """Run one train job in a worker process, its output to `log`; returns its wall time in seconds."""
     import torch
 
@@ -102,7 +120,7 @@ def _train_job(train_fn: TrainFn, train_cfg: Any, folder: str, log: str, threads
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
     t0 = time.perf_counter()
-    train_fn(train_cfg, Path(folder), **resume_flags(train_cfg, Path(folder)))
+    train_fn(train_cfg, Path(folder), **begin(train_cfg, Path(folder), identity))
     return time.perf_counter() - t0
 
 
@@ -135,7 +153,8 @@ def train_pool(jobs: int, out: Path, todo: Todo, train_fn: TrainFn, timing: dict
     with pool, progress_bar("train runs", len(todo)) as advance:
         futures, finished = {}, 0
         for run, identity in todo:
-            fut = pool.submit(_train_job, train_fn, run.config, str(run.folder(out)), str(run.log(out)), threads)
+            fut = pool.submit(_train_job, train_fn, run.config, str(run.folder(out)), str(run.log(out)), threads,
+                              identity)
             futures[fut] = (run, identity)
         try:
             for fut in as_completed(futures):
@@ -185,7 +204,7 @@ def _submitit_job(train_fn: TrainFn, run: RunSpec, out: str, identity: dict[str,
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
     try:
-        train_fn(run.config, run.folder(Path(out)), **resume_flags(run.config, run.folder(Path(out))))
+        train_fn(run.config, run.folder(Path(out)), **begin(run.config, run.folder(Path(out)), identity))
     except UserError as e:
         print(f"train run {run.key}: {e}", file=sys.stderr)
         return time.perf_counter() - t0, str(e)
