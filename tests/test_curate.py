@@ -186,6 +186,7 @@ def _check_run(out, ev, source_rows, rule, keep, rms, seed, stdout):
     cur = json.loads((out / "curation.json").read_text())
     assert cur["schema"] == "rmteach.curate/1" and cur["rule"] == rule and cur["keep"] == keep
     assert cur["seed"] == seed and cur["evaluate"] == str(ev) and [c["name"] for c in cur["reward_models"]] == rms
+    gains = {}
     for rm in rms:
         idx = _expected(frame, rm, rule, keep, seed)
         got = _lines(out / rm / "prompts.jsonl")
@@ -214,6 +215,17 @@ def _check_run(out, ev, source_rows, rule, keep, rms, seed, stdout):
                                                         columns={"prompt": "instruction", "id": "key"}))}
         assert load_prompts(ready) == [src[source_rows[i]["key"]] for i in idx]
         assert rm in stdout and f"{len(idx)} of {N}" in stdout
+        gains[rm] = gain
+    # The verdict under the table, by hand from the gains above: >= 1.9 likely faster, < 1.5 little to gain.
+    known = {rm: g for rm, g in gains.items() if g is not None}
+    fast = [rm for rm, g in known.items() if g >= 1.9]
+    little = [rm for rm, g in known.items() if g < 1.5]
+    if fast:
+        assert f"Likely to train faster (forecast gain >= 1.9): {', '.join(fast)}." in stdout
+    if little:
+        assert f"Little to gain (under 1.5): {', '.join(little)}." in stdout
+    if not known:
+        assert "Likely to train faster" not in stdout and "Little to gain" not in stdout
     return cur
 
 
@@ -231,6 +243,7 @@ def test_curate_writes_the_source_rows_of_the_recomputed_selection(evals, tmp_pa
     names = rms or ["rm_llama", "gold_cubed", "w1_count", "flat"]  # every candidate, not the ground truth
     parsed = None if keep is None else parse_keep(keep)
     cur = _check_run(out, outs["gold"], rows, rule, parsed, names, seed, stdout)
+    assert any(c["forecast_gain"] is not None for c in cur["reward_models"])  # so the verdict above was checked
     if rms == ["gold"]:  # the ground truth, named: only the 6 prompts it scored can be kept
         assert cur["reward_models"][0]["n_eligible"] <= MAX_PROMPTS
     assert sorted(p.name for p in out.iterdir()) == sorted([".rmteach-out.json", "curation.json", "summary.md",

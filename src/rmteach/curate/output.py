@@ -21,7 +21,7 @@ HEADER = ["reward model", "kept", "variance share", "forecast share", "forecast 
 # The toy curation grid (README, "Making an RM a better teacher"): of the curated runs whose uniform run did not
 # hack, those with a forecast gain >= 1.9 reached the uniform final in <= 0.67 of the steps in 18 of 19 (15
 # beyond seed noise), at 1.5-1.9 in 15 of 33 (5), under 1.5 in 2 of 28 (1).
-GAIN_PAYS = 1.9
+GAIN_PAYS, GAIN_LITTLE = 1.9, 1.5
 
 
 def check_own(out: Path, marker: str) -> None:
@@ -84,6 +84,23 @@ def table_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def verdict(result: dict[str, Any]) -> str:
+    """One sentence: for which RMs the curated set's forecast gain is one that paid in the toy grid, and for which
+    there was little to gain (empty when no RM has a gain, e.g. without a ground truth).
+
+    >>> verdict({"reward_models": [{"name": "a", "forecast_gain": 2.1}, {"name": "b", "forecast_gain": 1.2},
+    ...                            {"name": "c", "forecast_gain": 1.7}, {"name": "d", "forecast_gain": None}]})
+    'Likely to train faster (forecast gain >= 1.9): a. Little to gain (under 1.5): b. In between: c.'
+    """
+    gains = {rm["name"]: rm.get("forecast_gain") for rm in result["reward_models"]}
+    known = {n: g for n, g in gains.items() if g is not None}
+    fast = [n for n, g in known.items() if g >= GAIN_PAYS]
+    groups = [(f"Likely to train faster (forecast gain >= {GAIN_PAYS})", fast),
+              (f"Little to gain (under {GAIN_LITTLE})", [n for n, g in known.items() if g < GAIN_LITTLE]),
+              ("In between", [n for n, g in known.items() if GAIN_LITTLE <= g < GAIN_PAYS])]
+    return " ".join(f"{what}: {', '.join(names)}." for what, names in groups if names)
+
+
 def _rule_text(result: dict[str, Any]) -> str:
     rule, keep = result["rule"], result["keep"]
     if rule == "zero_std":
@@ -105,8 +122,8 @@ def summary_markdown(result: dict[str, Any]) -> str:
               "over that of all prompts with one.", "",
               f"Whether it pays: in rmteach's toy curation grid, sets with a forecast gain of at least {GAIN_PAYS} "
               "(an RM whose teaching signal sits on part of the prompts) reached the whole set's final ground truth "
-              "in at most two thirds of the steps in 18 of 19 cases; under 1.5, in 2 of 28. An RM flagged for "
-              "hacking still hacks on a curated set.", "",
+              f"in at most two thirds of the steps in 18 of 19 cases; under {GAIN_LITTLE}, in 2 of 28. An RM flagged "
+              "for hacking still hacks on a curated set. " + verdict(result), "",
               "Train on one with the prompt set `" + json.dumps(first) + "` (the path relative to this folder).", ""]
     return "\n".join(lines)
 
@@ -121,4 +138,6 @@ def print_table(result: dict[str, Any], out: Path) -> None:
     for r in table_rows(result):
         table.add_row(*r)
     result_console().print(table)
+    if verdict(result):
+        result_console().print(verdict(result), highlight=False)
     console().print(f"wrote {out / 'curation.json'} and {len(result['reward_models'])} prompt set(s)")
