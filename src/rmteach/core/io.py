@@ -250,6 +250,13 @@ def read_json_object(path: str | os.PathLike) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def holds_config(path: str | os.PathLike, config: Any) -> bool:
+    """Whether the JSON object at `path` (a run's marker, a study's done.json) has a `config` equal to `config`, a
+    plain config compared as JSON has it; False when the file is absent, unreadable or has no `config`."""
+    data = read_json_object(path)
+    return "config" in data and data["config"] == json.loads(json.dumps(config))
+
+
 def read_jsonl_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of a JSONL file an rmteach run wrote (no user-data checks: `core.sources` reads users' files)."""
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -315,12 +322,7 @@ def claim_out_dir(out: str | os.PathLike, marker: str, config: Any, overwrite: b
         if why is not None:
             raise UserError(why)
         return out
-    marker_path = out / marker
-    try:
-        previous = json.loads(marker_path.read_text(encoding="utf-8")).get("config")
-    except (OSError, ValueError, AttributeError):  # absent, unreadable, not JSON, not a mapping
-        previous = None
-    if previous is not None and previous == json.loads(json.dumps(config)):
+    if holds_config(out / marker, config):
         why = outdir.foreign(out, command) if whole else None
         if why is not None:
             raise UserError(why)

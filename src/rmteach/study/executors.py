@@ -15,7 +15,6 @@ else there is replaced.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -49,9 +48,8 @@ def resume_flags(train_cfg: Any, folder: Path, identity: dict[str, Any]) -> dict
     path) and holds this very train config: an interrupted run then continues from its newest checkpoint (from
     step 0 when it has none; `checkpoint_every` sets how much a kill loses), a finished but unmarked one is
     returned as it is. Anything else starts over."""
-    marker = run_dir.read_marker(folder)
-    same = (marker is not None and marker.get("config") == json.loads(json.dumps(to_plain(train_cfg)))
-            and io.read_json_object(started_path(folder)).get("config") == json.loads(json.dumps(identity)))
+    same = (io.holds_config(folder / run_dir.MARKER, to_plain(train_cfg))
+            and io.holds_config(started_path(folder), identity))
     return {"resume": same, "overwrite": not same}
 
 

@@ -6,8 +6,8 @@
    normalization (with a `curation` block, first the curated sets, `study.curation_sets`, and one more run per
    curated rule into `OUT/runs/<policy>/<rm>+<rule>/seed<k>/`). A run is finished when its `done.json` holds its
    config: a re-run skips finished runs, so a killed study resumes where it stopped (an interrupted run continues
-   from its newest checkpoint, `train.checkpoint_every`, or else from step 0). Runs go to this machine's processes or, with `executor: submitit`, to cluster
-   jobs (`study.executors`).
+   from its newest checkpoint, `train.checkpoint_every`, or else from step 0). Runs go to this machine's
+   processes or, with `executor: submitit`, to cluster jobs (`study.executors`).
 3. Outcomes per run from its eval curve, then correlations, rankings and claims (`study.outcomes`, `study.analysis`, `study.claims`).
 4. `study.json` (no wall times, so a resumed study's equals an uninterrupted one's), `report.html`,
    `summary.md`, `plots/*.png`; wall times go to `timing.json`.
@@ -49,16 +49,6 @@ def _run_evaluate(ecfg: EvaluateConfig, out: Path) -> dict:
     return run_evaluate(ecfg, out, overwrite=True)
 
 
-def _same_config(path: Path, plain: Any) -> bool:
-    """Whether the JSON file at `path` exists and its `config` equals `plain`."""
-    if not path.is_file():
-        return False
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("config") == json.loads(json.dumps(plain))
-    except (json.JSONDecodeError, AttributeError):
-        return False
-
-
 def evaluate_policies(
     evaluations: list[EvaluateSpec], out: Path, evaluate_fn: EvaluateFn, timing: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
@@ -66,7 +56,7 @@ def evaluate_policies(
     reports = {}
     for spec in evaluations:
         name, ecfg, folder = spec.policy, spec.config, spec.folder(out)
-        if _same_config(folder / "report.json", to_plain(ecfg)):
+        if io.holds_config(folder / "report.json", to_plain(ecfg)):
             console().print(f"[dim]evaluate {name}: finished earlier, reusing {folder / 'report.json'}[/dim]")
             reports[name] = json.loads((folder / "report.json").read_text(encoding="utf-8"))
             timing["evaluate_s"][name] = None
@@ -111,7 +101,7 @@ def train_runs(
     built = list(zip(runs, identities(runs, reports, sets)))
     todo = []
     for run, identity in built:
-        if _same_config(run.folder(out) / "done.json", identity):
+        if io.holds_config(run.folder(out) / "done.json", identity):
             timing["train_s"][run.key] = None
         else:
             todo.append((run, identity))
