@@ -25,12 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gridlib import REGIMES as ALL_REGIMES, add_run_parser, demo_study, run_cells  # noqa: E402 (beside this script)
+from rmteach.curate.output import GAIN_LITTLE, GAIN_PAYS  # noqa: E402
 
 REGIMES = {k: ALL_REGIMES[k] for k in ("sgd-kl0", "adamw-kl0")}  # KL 0 only
 STEPS, EVAL_EVERY = 60, 5
@@ -48,14 +50,21 @@ def cmd_run(a: argparse.Namespace) -> None:
               force=a.force, label="curation grid")
 
 
+@lru_cache(maxsize=None)
+def _prompt_table(study_dir: Path, policy: str):
+    """The study's per-prompt evaluate table of `policy`, read once for all its RMs and rules."""
+    import pandas as pd
+
+    return pd.read_parquet(study_dir / "evaluate" / policy / "prompts.parquet")
+
+
 def forecast_gain(study_dir: Path, policy: str, rm: str, rule: str) -> float | None:
     """The curated set's forecast gain, from the study's evaluate table of `policy` and the set's kept ids."""
     import numpy as np
-    import pandas as pd
 
     from rmteach.core.selection import summarize
 
-    table = pd.read_parquet(study_dir / "evaluate" / policy / "prompts.parquet")
+    table = _prompt_table(study_dir, policy)
     table = table[table.reward_model == rm].reset_index(drop=True)
     sel = json.loads((study_dir / "curation" / policy / rm / rule / "selection.json").read_text(encoding="utf-8"))
     return summarize(table, np.isin(table.prompt_id.to_numpy(), sel["kept_ids"]))["forecast_gain"]
@@ -76,7 +85,8 @@ def rows(out: Path) -> list[dict[str, Any]]:
                           "reached_share": c["reached_share"], "uniform_final_gold": c["uniform_final_gold"],
                           "curated_final_gold": c["curated_final_gold"], "difference": d["difference"],
                           "margin": d["margin"], "resolved": d["resolved"],
-                          "forecast_gain": forecast_gain(path.parent, c["policy"], c["reward_model"], c["rule"]),
+                          "forecast_gain": forecast_gain(path.parent, c["policy"], c["reward_model"],
+                                                         c["rule"]),
                           # the uniform arm's held-out gold change (the ground truth's own runs are not judged)
                           "uniform_hacked": change.get((c["policy"], c["reward_model"]), 1.0) < 0})
     return found
@@ -107,7 +117,7 @@ def best_rule_summary(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-GAIN_BINS = ((1.9, None), (1.5, 1.9), (None, 1.5))  # the ranges of forecast gain `curate`'s summary quotes
+GAIN_BINS = ((GAIN_PAYS, None), (GAIN_LITTLE, GAIN_PAYS), (None, GAIN_LITTLE))  # the ranges `curate` quotes
 
 
 def gain_summary(table: list[dict[str, Any]]) -> str:

@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("study", type=Path)
     ap.add_argument("report", type=Path)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--add", type=Path, action="append", default=[], help="another study (other seeds or policies) to pool")
+    ap.add_argument("--add", type=Path, action="append", default=[],
+                    help="another study (other seeds or policies) to pool")
     a = ap.parse_args(argv)
     if a.out.exists() and any(a.out.iterdir()):
         raise SystemExit(f"--out {a.out} is not empty: choose a new folder (nothing there is replaced)")

@@ -138,6 +138,6 @@ def print_table(result: dict[str, Any], out: Path) -> None:
     for r in table_rows(result):
         table.add_row(*r)
     result_console().print(table)
-    if verdict(result):
-        result_console().print(verdict(result), highlight=False)
+    if said := verdict(result):
+        result_console().print(said, highlight=False)
     console().print(f"wrote {out / 'curation.json'} and {len(result['reward_models'])} prompt set(s)")
